@@ -1,0 +1,133 @@
+"""Model bundles and training checkpoints: plain dicts of tensors and primitives.
+
+Both are read with torch.load(weights_only=True), so a file can never run code. A bundle holds
+what completion needs (config, G, D, optional encoder, training metadata); a checkpoint adds
+optimiser and RNG state so training resumes exactly."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .errors import ModelFileError
+from .imageio import atomic_write
+from .models import Discriminator, Encoder, Generator
+
+FORMAT = "dcgan-completion"
+BUNDLE_VERSION = 1
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class Model:
+    """Networks of one trained model, in eval mode, ready for completion."""
+
+    config: ModelConfig
+    generator: Generator
+    discriminator: Discriminator
+    encoder: Encoder | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def to(self, device: torch.device | str) -> Model:
+        for net in (self.generator, self.discriminator, self.encoder):
+            if net is not None:
+                net.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+
+def read_file(path: Path, kind: str) -> dict[str, Any]:
+    """torch.load with weights_only=True, every failure turned into one ModelFileError line."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, expected a .pt file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelFileError(f"{path}: refused, the file holds objects other than weights") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: corrupt or truncated model file") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a dcgan-completion {kind} file")
+    if obj.get("kind") != kind:
+        raise ModelFileError(f"{path}: is a {obj.get('kind')} file, expected a {kind} file")
+    want = BUNDLE_VERSION if kind == "model" else CHECKPOINT_VERSION
+    if obj.get("version") != want:
+        raise ModelFileError(
+            f"{path}: {kind} format version {obj.get('version')!r} is not supported (expected {want})"
+        )
+    return obj
+
+
+def write_file(path: Path, obj: dict[str, Any]) -> None:
+    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def _half(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # fp16 halves the shipped file; float32 is restored on load and completion quality is unchanged.
+    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def _float(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def save_model(
+    path: Path,
+    config: ModelConfig,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    encoder: torch.nn.Module | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    write_file(
+        path,
+        {
+            "format": FORMAT,
+            "kind": "model",
+            "version": BUNDLE_VERSION,
+            "config": config.to_dict(),
+            "generator": _half(generator.state_dict()),
+            "discriminator": _half(discriminator.state_dict()),
+            "encoder": None if encoder is None else _half(encoder.state_dict()),
+            "meta": meta or {},
+        },
+    )
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
+    obj = read_file(path, "model")
+    try:
+        cfg = ModelConfig.from_dict(obj["config"])
+        g, d = Generator(cfg), Discriminator(cfg)
+        g.load_state_dict(_float(obj["generator"]))
+        d.load_state_dict(_float(obj["discriminator"]))
+        e = None
+        if obj.get("encoder") is not None:
+            e = Encoder(cfg)
+            e.load_state_dict(_float(obj["encoder"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{path}: model file does not match its config ({err})".splitlines()[0]) from err
+    model = Model(cfg, g.eval(), d.eval(), e.eval() if e is not None else None, obj.get("meta", {}), Path(path))
+    for p in model.generator.parameters():
+        p.requires_grad_(False)
+    for p in model.discriminator.parameters():
+        p.requires_grad_(False)
+    return model.to(device)
+
+
+def default_model_path() -> Path:
+    """The shipped face model, located relative to the package so any working directory works."""
+    return Path(__file__).resolve().parent.parent / "models" / "celeba64.pt"

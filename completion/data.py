@@ -1,0 +1,144 @@
+"""Training data: find images, apply the canonical crop, and serve uint8 batches.
+
+Images are decoded once into a uint8 tensor when the set fits in memory (a 64x64 face is 12 KB),
+so each epoch costs no decoding; larger sets are streamed through a DataLoader."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .config import parse_crop
+from .errors import DataError, ImageError
+from .imageio import list_images, load_rgb
+
+log = logging.getLogger(__name__)
+
+
+def center_crop_box(width: int, height: int, frac: float) -> tuple[int, int, int]:
+    """(x0, y0, side) of the centred square whose side is frac * width."""
+    side = max(1, min(round(frac * width), width, height))
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize HxWxC uint8 to size (square int, or (w, h)); area filter down, cubic up."""
+    w, h = (size, size) if isinstance(size, int) else size
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    shrink = w < img.shape[1] or h < img.shape[0]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def canonical_crop(img: np.ndarray, size: int, crop: str) -> np.ndarray:
+    """Apply the model's framing: the crop spec, then resize to size x size."""
+    frac = parse_crop(crop)
+    if frac is not None:
+        x0, y0, side = center_crop_box(img.shape[1], img.shape[0], frac)
+        img = img[y0 : y0 + side, x0 : x0 + side]
+    return resize(img, size)
+
+
+def load_face(path: Path, size: int, crop: str) -> np.ndarray:
+    return canonical_crop(load_rgb(path, draft_size=size * 2), size, crop)
+
+
+def select_files(data: Path, offset: int = 0, limit: int | None = None) -> list[Path]:
+    """Images under data in sorted order, files[offset:offset+limit] (e.g. CelebA's first 9000)."""
+    files = list_images(Path(data))
+    files = files[offset : None if limit is None else offset + limit]
+    if not files:
+        raise DataError(f"{data}: no images found (jpg, jpeg, png, webp, bmp)")
+    return files
+
+
+def decode_all(files: list[Path], size: int, crop: str, threads: int = 4) -> tuple[torch.Tensor, int]:
+    """Decode files to a (N, 3, S, S) uint8 tensor; unreadable ones are skipped and counted."""
+
+    def one(p: Path) -> np.ndarray | None:
+        try:
+            return load_face(p, size, crop)
+        except ImageError:
+            return None
+
+    with ThreadPoolExecutor(threads) as ex:  # decoders release the GIL
+        arrays = list(ex.map(one, files))
+    good = [a for a in arrays if a is not None]
+    skipped = len(arrays) - len(good)
+    if not good:
+        raise DataError(f"none of the {len(files)} images could be read")
+    return torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).contiguous(), skipped
+
+
+class FaceSet(torch.utils.data.Dataset):
+    """Streaming dataset for sets too large to cache; unreadable files yield None (dropped)."""
+
+    def __init__(self, files: list[Path], size: int, crop: str) -> None:
+        self.files, self.size, self.crop = files, size, crop
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor | None:
+        try:
+            return torch.from_numpy(load_face(self.files[i], self.size, self.crop)).permute(2, 0, 1)
+        except ImageError:
+            return None
+
+
+def _collate(items: list[torch.Tensor | None]) -> torch.Tensor:
+    return torch.stack([x for x in items if x is not None]) if any(x is not None for x in items) else None
+
+
+class FaceData:
+    """uint8 image batches for one rank, in an order fixed by (seed, epoch) so resume is exact."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        size: int,
+        crop: str,
+        cache_max_bytes: int = 4 << 30,
+        workers: int = 2,
+    ) -> None:
+        self.files, self.size, self.crop, self.workers = files, size, crop, workers
+        self.cache: torch.Tensor | None = None
+        self.skipped = 0
+        if len(files) * 3 * size * size <= cache_max_bytes:
+            self.cache, self.skipped = decode_all(files, size, crop)
+            if self.skipped:
+                log.warning("skipped %d unreadable image(s) of %d", self.skipped, len(files))
+
+    def __len__(self) -> int:
+        return len(self.cache) if self.cache is not None else len(self.files)
+
+    def epoch_order(self, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self), generator=g)
+        per_rank = len(perm) // world  # equal shares keep DDP ranks in step
+        return perm[rank * per_rank : (rank + 1) * per_rank]
+
+    def batches(self, order: torch.Tensor, batch_size: int, start: int = 0) -> Iterator[torch.Tensor]:
+        """Yield full uint8 batches following order, skipping the first `start` batches."""
+        n_batches = len(order) // batch_size
+        if self.cache is not None:
+            for b in range(start, n_batches):
+                yield self.cache[order[b * batch_size : (b + 1) * batch_size]]
+            return
+        idx = order[start * batch_size : n_batches * batch_size].tolist()
+        loader = torch.utils.data.DataLoader(
+            FaceSet(self.files, self.size, self.crop),
+            batch_size=batch_size,
+            sampler=idx,
+            num_workers=self.workers,
+            collate_fn=_collate,
+        )
+        for batch in loader:
+            if batch is not None:
+                yield batch

@@ -1,0 +1,87 @@
+"""DCGAN generator and discriminator (Radford et al. 2015), sized from a ModelConfig."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def init_weights(m: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), batch-norm scale N(1, 0.02), bias 0."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """z (N, nz) in [-1, 1] -> image (N, nc, S, S) in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.nz = cfg.nz
+        mult = 2 ** (cfg.n_blocks - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.nz, cfg.ngf * mult, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(cfg.ngf * mult),
+            nn.ReLU(True),
+        ]
+        for _ in range(cfg.n_blocks - 1):
+            layers += [
+                nn.ConvTranspose2d(cfg.ngf * mult, cfg.ngf * mult // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(cfg.ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+            mult //= 2
+        layers += [nn.ConvTranspose2d(cfg.ngf, cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.nz, 1, 1))
+
+
+def _down_stack(cfg: ModelConfig, in_ch: int, width: int) -> tuple[nn.Sequential, int]:
+    """Stride-2 conv stages from S down to 4x4 (no batch norm on the first, as in DCGAN)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+    ch = width
+    for _ in range(cfg.n_blocks - 1):
+        layers += [
+            nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ch * 2),
+            nn.LeakyReLU(0.2, True),
+        ]
+        ch *= 2
+    return nn.Sequential(*layers), ch
+
+
+class Discriminator(nn.Module):
+    """image (N, nc, S, S) -> real/fake logit (N,). No sigmoid: losses use logits for stability."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.features, ch = _down_stack(cfg, cfg.nc, cfg.ndf)
+        self.head = nn.Conv2d(ch, 1, 4, 1, 0, bias=False)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).flatten()
+
+
+class Encoder(nn.Module):
+    """Masked image and its mask (N, nc + 1, S, S) -> z estimate (N, nz) in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig, width: int | None = None) -> None:
+        super().__init__()
+        self.features, ch = _down_stack(cfg, cfg.nc + 1, width or cfg.ndf)
+        self.head = nn.Conv2d(ch, cfg.nz, 4, 1, 0)
+        self.apply(init_weights)
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([masked * mask, mask * 2 - 1], dim=1)
+        return torch.tanh(self.head(self.features(x)).flatten(1))

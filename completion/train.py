@@ -1,0 +1,322 @@
+"""DCGAN training: one loop for one CPU, one GPU, or N processes under torchrun (DDP).
+
+Every random draw of a step (z, flips) comes from a generator seeded by (seed, epoch, rank, step),
+and the epoch order from (seed, epoch), so a run resumed from any checkpoint continues exactly as
+if it had never stopped, with no RNG state to carry."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .bundle import CHECKPOINT_VERSION, FORMAT, read_file, save_model, write_file
+from .config import ModelConfig
+from .data import FaceData, select_files
+from .errors import TrainingDiverged
+from .grid import save_grid
+from .models import Discriminator, Generator
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    epochs: int = 25
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    offset: int = 0  # use files[offset:offset+limit] of the sorted image list
+    limit: int | None = None
+    label_smoothing: float = 0.0  # one-sided: real target is 1 - label_smoothing
+    device: str = "auto"
+    checkpoint_minutes: float = 10.0
+    cache_max_gb: float = 4.0
+    progress: bool = True
+    channels_last: bool = True
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epoch in progress
+    step: int = 0  # batches of that epoch already done
+    images_seen: int = 0
+    wall_seconds: float = 0.0
+    history: dict[str, list[float]] = field(
+        default_factory=lambda: {k: [] for k in ("images", "loss_d", "loss_g", "d_x", "d_gz")}
+    )
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda requested but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def step_generator(seed: int, epoch: int, rank: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1009 + rank) * 1_000_003 + step)
+
+
+def gan_losses(
+    d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Discriminator loss with logits: BCE(real, 1 - smoothing) + BCE(fake, 0), via softplus."""
+    target = 1.0 - smoothing
+    real = target * F.softplus(-d_real) + (1 - target) * F.softplus(d_real)
+    return real.mean() + F.softplus(d_fake).mean()
+
+
+def train_step(
+    G: nn.Module,
+    D: nn.Module,
+    D_local: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    smoothing: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """One D update then one non-saturating G update on a shared G(z).
+
+    D_local is D without the DDP wrapper: the G step needs gradients only w.r.t. the image, so it
+    runs D with its parameters frozen, skipping their weight gradients (a third of D's backward)
+    and any gradient all-reduce for them."""
+    fake = G(z)
+    opt_d.zero_grad(set_to_none=True)
+    d_real = D(real)
+    d_fake = D(fake.detach())
+    loss_d = gan_losses(d_real, d_fake, smoothing)
+    loss_d.backward()
+    opt_d.step()
+
+    opt_g.zero_grad(set_to_none=True)
+    D_local.requires_grad_(False)
+    d_gen = D_local(fake)
+    loss_g = F.softplus(-d_gen).mean()
+    loss_g.backward()
+    D_local.requires_grad_(True)
+    opt_g.step()
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_x": torch.sigmoid(d_real.detach()).mean(),
+        "d_gz": torch.sigmoid(d_fake.detach()).mean(),
+    }
+
+
+def prepare_batch(
+    batch: torch.Tensor, gen: torch.Generator, device: torch.device, channels_last: bool
+) -> torch.Tensor:
+    """uint8 (N,3,S,S) -> float in [-1, 1] on device, with random horizontal flips."""
+    flip = torch.rand(batch.shape[0], generator=gen) < 0.5
+    batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
+    x = batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _distributed() -> tuple[int, int, int]:
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, 0
+
+
+def checkpoint_path(out: Path) -> Path:
+    return Path(out) / CHECKPOINT
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return read_file(path, "checkpoint")
+
+
+def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
+    """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files."""
+    out = Path(opts.out)
+    ckpt_file = checkpoint_path(out)
+    state = TrainState()
+    ckpt = None
+    if resume and ckpt_file.exists():
+        ckpt = load_checkpoint(ckpt_file)
+        cfg = ModelConfig.from_dict(ckpt["config"])
+        saved = TrainOptions(**ckpt["options"])
+        # What the data and optimisation were stays fixed; how long and where to run may change.
+        opts = TrainOptions(
+            **{
+                **asdict(saved),
+                **{k: getattr(opts, k) for k in ("epochs", "device", "checkpoint_minutes", "progress")},
+                "out": str(out),
+            }
+        )
+        state = TrainState(**ckpt["state"])
+
+    rank, world, local_rank = _distributed()
+    device = resolve_device(opts.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    torch.manual_seed(opts.seed)  # identical initial weights on every rank
+    G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
+    if opts.channels_last:
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
+    if ckpt is not None:
+        G.load_state_dict(ckpt["generator"])
+        D.load_state_dict(ckpt["discriminator"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+    fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
+
+    G_train, D_train = G, D
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        G_train = nn.parallel.DistributedDataParallel(G, device_ids=ids)
+        D_train = nn.parallel.DistributedDataParallel(D, device_ids=ids)
+
+    files = select_files(Path(opts.data), opts.offset, opts.limit)
+    data = FaceData(files, cfg.image_size, cfg.crop, cache_max_bytes=int(opts.cache_max_gb * (1 << 30)))
+    per_epoch = len(data) // world // opts.batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{opts.data}: {len(data)} images are fewer than one batch of {opts.batch_size} per process")
+
+    def save(st: TrainState) -> None:
+        if rank != 0:
+            return
+        write_file(
+            ckpt_file,
+            {
+                "format": FORMAT,
+                "kind": "checkpoint",
+                "version": CHECKPOINT_VERSION,
+                "config": cfg.to_dict(),
+                "options": asdict(opts),
+                "state": asdict(st),
+                "generator": G.state_dict(),
+                "discriminator": D.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "meta": training_meta(opts, st, len(data), device, world),
+            },
+        )
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "training on %d images (%s), %d batches/epoch x %d process(es), device %s",
+            len(data), opts.data, per_epoch, world, device,
+        )
+    last_save = time.monotonic()
+    t_start = time.monotonic()
+    base_wall = state.wall_seconds
+    sums = {k: 0.0 for k in ("loss_d", "loss_g", "d_x", "d_gz")}
+    n_sum = 0
+    try:
+        while state.epoch < opts.epochs:
+            order = data.epoch_order(opts.seed, state.epoch, rank, world)
+            bar = tqdm(
+                total=per_epoch * opts.batch_size * world,
+                initial=state.step * opts.batch_size * world,
+                desc=f"epoch {state.epoch + 1}/{opts.epochs}",
+                unit="img",
+                disable=not opts.progress or rank != 0,
+                dynamic_ncols=True,
+            )
+            for batch in data.batches(order, opts.batch_size, start=state.step):
+                gen = step_generator(opts.seed, state.epoch, rank, state.step)
+                real = prepare_batch(batch, gen, device, opts.channels_last)
+                z = (torch.rand(real.shape[0], cfg.nz, generator=gen) * 2 - 1).to(device)
+                m = train_step(G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing)
+                vals = {k: float(v) for k, v in m.items()}
+                if not all(math.isfinite(v) for v in vals.values()):
+                    raise TrainingDiverged(
+                        f"loss became non-finite at epoch {state.epoch + 1}, batch {state.step + 1} "
+                        f"({vals}); the last good checkpoint {ckpt_file} is kept"
+                    )
+                state.step += 1
+                state.images_seen += real.shape[0] * world
+                for k in sums:
+                    sums[k] += vals[k]
+                n_sum += 1
+                if n_sum == 50 or state.step == per_epoch:
+                    state.history["images"].append(float(state.images_seen))
+                    for k in sums:
+                        state.history[k].append(sums[k] / n_sum)
+                    sums = dict.fromkeys(sums, 0.0)
+                    n_sum = 0
+                bar.update(real.shape[0] * world)
+                bar.set_postfix(
+                    D=f"{vals['loss_d']:.3f}", G=f"{vals['loss_g']:.3f}",
+                    Dx=f"{vals['d_x']:.2f}", DGz=f"{vals['d_gz']:.2f}",
+                )
+                state.wall_seconds = base_wall + time.monotonic() - t_start
+                if opts.checkpoint_minutes > 0 and time.monotonic() - last_save > opts.checkpoint_minutes * 60:
+                    save(state)
+                    last_save = time.monotonic()
+            bar.close()
+            state.epoch += 1
+            state.step = 0
+            state.wall_seconds = base_wall + time.monotonic() - t_start
+            if rank == 0:
+                G.eval()
+                with torch.no_grad():
+                    grid = G(fixed_z.to(device)).cpu()
+                G.train()
+                save_grid(out / f"samples_epoch_{state.epoch:03d}.png", grid)
+            save(state)
+            last_save = time.monotonic()
+    except KeyboardInterrupt:
+        state.wall_seconds = base_wall + time.monotonic() - t_start
+        save(state)
+        if rank == 0:
+            log.warning("interrupted: checkpoint written to %s; rerun with --resume to continue", ckpt_file)
+        raise
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return ckpt_file
+
+
+def training_meta(opts: TrainOptions, st: TrainState, n_images: int, device: torch.device, world: int) -> dict:
+    return {
+        "dataset": str(opts.data),
+        "offset": opts.offset,
+        "limit": opts.limit,
+        "image_count": n_images,
+        "epochs": st.epoch + st.step / max(1, n_images // (opts.batch_size * world)),
+        "images_seen": st.images_seen,
+        "wall_seconds": round(st.wall_seconds, 1),
+        "device": f"{device.type} x{world}",
+        "torch": torch.__version__,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def export(checkpoint: Path, out: Path) -> None:
+    """Write the shippable model bundle (no optimiser state) from a training checkpoint."""
+    ckpt = load_checkpoint(Path(checkpoint))
+    cfg = ModelConfig.from_dict(ckpt["config"])
+    G, D = Generator(cfg), Discriminator(cfg)
+    G.load_state_dict(ckpt["generator"])
+    D.load_state_dict(ckpt["discriminator"])
+    meta = dict(ckpt.get("meta", {}))
+    meta["history"] = ckpt["state"]["history"]
+    save_model(out, cfg, G, D, None, meta)
