@@ -143,3 +143,153 @@ def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
         images = m.generator(z)
     save_grid(out, images)
     log.info("wrote %s", out)
+
+
+def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .masks import parse_mask_type
+
+    if value is None:
+        return None
+    try:
+        return parse_mask_type(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by complete and batch
+    """The optimisation options common to `complete` and `batch`."""
+    from .complete import BLENDS, INITS, PERCEPTUAL, WEIGHTINGS, CompletionOptions
+
+    d = CompletionOptions()
+    opts = [
+        click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP),
+        click.option("--iterations", type=click.IntRange(min=0), default=d.iterations, show_default=True,
+                     help="Adam steps on z."),
+        click.option("--lam", type=click.FloatRange(min=0), default=d.lam, show_default=True,
+                     help="Weight of the perceptual (discriminator) loss."),
+        click.option("--restarts", type=click.IntRange(min=1), default=d.restarts, show_default=True,
+                     help="Independent z per image; the lowest final loss is kept."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d.lr, show_default=True),
+        click.option("--blend", type=click.Choice(BLENDS), default=d.blend, show_default=True),
+        click.option("--weighting", type=click.Choice(WEIGHTINGS), default=d.weighting, show_default=True),
+        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default=d.perceptual, show_default=True,
+                     help="log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z))."),
+        click.option("--init", type=click.Choice(INITS), default=d.init, show_default=True),
+        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option("--mask-convention", type=click.Choice(["white-hole", "black-hole"]),
+                     default="white-hole", show_default=True, help="Which colour marks the hole in mask files."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def build_completer(kw: dict):  # noqa: ANN201
+    """Load the model and make a Completer from the shared options (consumed from kw)."""
+    from .complete import Completer, CompletionOptions
+    from .train import resolve_device
+
+    try:
+        device = resolve_device(kw.pop("device"))
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    model = load_model(_model_path(kw.pop("model")), device)
+    opts = CompletionOptions(**{k: kw.pop(k) for k in (
+        "iterations", "lam", "restarts", "lr", "blend", "weighting", "perceptual", "init", "seed")})
+    try:
+        return Completer(model, opts)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+@main.command()
+@click.option("--image", required=True, type=click.Path(path_type=Path), help="Image to complete.")
+@click.option("--mask", type=click.Path(path_type=Path), default=None,
+              help="Mask image (white = hole by default). Without --mask or --mask-type, transparency is the hole.")
+@click.option("--mask-type", default=None, callback=_mask_type_option, help="A generated mask; see `masks --help`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output image.")
+@click.option("--concat", is_flag=True, help="Write input | masked | G(z*) | completed side by side instead.")
+@click.option("--save-steps", type=click.IntRange(min=1), default=None,
+              help="Save a frame every K iterations (and an animated GIF) into --steps-dir.")
+@click.option("--steps-dir", type=click.Path(path_type=Path), default=None)
+@completion_options
+@handle_errors
+def complete(image: Path, mask: Path | None, mask_type: str | None, out: Path, concat: bool,
+             save_steps: int | None, steps_dir: Path | None, **kw) -> None:  # noqa: ANN003
+    """Fill the hole of one face image."""
+    import numpy as np
+
+    from .data import resize
+    from .grid import to_uint8
+    from .imageio import save_image
+    from .inputs import load_pair
+
+    if mask is not None and mask_type is not None:
+        raise click.UsageError("give either --mask or --mask-type, not both")
+    if (save_steps is None) != (steps_dir is None):
+        raise click.UsageError("--save-steps and --steps-dir go together")
+    if _same_file(out, image) or (mask is not None and _same_file(out, mask)):
+        raise click.UsageError(f"--out {out} would overwrite an input file")
+    convention = kw.pop("mask_convention")
+    completer = build_completer(kw)
+    img, known = load_pair(image, mask, mask_type, convention, seed=completer.options.seed)
+
+    frames: list[np.ndarray] = []
+    callback = None
+    if save_steps is not None:
+        p = completer.prepare(img, known)
+        y, m = p.y, p.m
+
+        def callback(it: int, g):  # noqa: ANN001
+            frame = to_uint8(y * m + g[0].cpu() * (1 - m))
+            frames.append(frame)
+            save_image(steps_dir / f"step_{it:05d}.png", frame)
+
+    result = completer.complete(img, known, callback, save_steps or 0)
+    if frames:
+        from PIL import Image
+
+        gif = [Image.fromarray(resize(f, 128)) for f in frames]
+        steps_dir.mkdir(parents=True, exist_ok=True)
+        gif[0].save(steps_dir / "steps.gif", save_all=True, append_images=gif[1:], duration=80, loop=0)
+    if concat:
+        s = completer.size
+        p = completer.prepare(img, known)
+        x0, y0, bw, bh = p.box
+        panels = [to_uint8(p.y * 0 + completer_input(img, p.box, s)), result.masked, result.generated,
+                  resize(result.image[y0 : y0 + bh, x0 : x0 + bw], s)]
+        save_image(out, np.concatenate(panels, axis=1))
+    else:
+        save_image(out, result.image)
+    log.info("wrote %s (loss %.2f)", out, result.loss)
+
+
+def completer_input(img, box, s):  # noqa: ANN001, ANN201
+    from .data import resize
+
+    x0, y0, bw, bh = box
+    return torch.from_numpy(resize(img[y0 : y0 + bh, x0 : x0 + bw], s).astype("float32")).permute(2, 0, 1) / 127.5 - 1
+
+
+@main.command()
+@click.option("--type", "mask_type", required=True, callback=_mask_type_option, help="Mask type (see below).")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--size", type=click.IntRange(min=1), default=64, show_default=True, help="Side in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mask-convention", type=click.Choice(["white-hole", "black-hole"]), default="white-hole",
+              show_default=True)
+@handle_errors
+def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str) -> None:
+    """Write a generated mask for inspection (white = hole by default)."""
+    from .masks import make_mask, save_mask
+
+    save_mask(out, make_mask(mask_type, size, size, seed=seed), mask_convention)
+    log.info("wrote %s", out)

@@ -305,7 +305,7 @@ def training_meta(opts: TrainOptions, st: TrainState, n_images: int, device: tor
         "images_seen": st.images_seen,
         "wall_seconds": round(st.wall_seconds, 1),
         "device": f"{device.type} x{world}",
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

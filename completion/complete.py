@@ -1,0 +1,290 @@
+"""Semantic inpainting by latent optimisation (Yeh et al. 2017; Amos 2016).
+
+For images y in [-1, 1] and masks M (1 = known), find z in [-1, 1]^nz minimising
+
+    ||W * (G(z) - y)||_1  +  lam * perceptual(D(G(z)))
+
+with Adam, clipping z after every step, then keep the known pixels of y and take the hole from
+G(z*), Poisson-blended. Many images (and restarts) are optimised together in one tensor batch:
+G and D are in eval mode, so every image's loss depends only on its own z."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .blend import poisson_blend, seamless_clone
+from .bundle import Model
+from .config import parse_crop
+from .data import center_crop_box, resize
+from .errors import MaskError
+from .grid import to_uint8
+from .masks import yeh_weights
+
+log = logging.getLogger(__name__)
+
+PERCEPTUAL = ("log1m", "nonsat")
+BLENDS = ("poisson", "opencv", "none")
+WEIGHTINGS = ("yeh", "plain")
+INITS = ("random", "encoder")
+
+
+@dataclass(frozen=True)
+class CompletionOptions:
+    """Every knob of the optimisation; defaults are the measured best (see README)."""
+
+    iterations: int = 1500
+    lr: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    lam: float = 0.1
+    perceptual: str = "log1m"  # log(1 - D(G(z))) as in Yeh et al.; "nonsat": -log D(G(z))
+    weighting: str = "yeh"
+    window: int = 7
+    restarts: int = 1
+    blend: str = "poisson"
+    init: str = "random"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ValueError("iterations must be >= 0")
+        if self.lam < 0:
+            raise ValueError("lam must be >= 0")
+        if self.restarts < 1:
+            raise ValueError("restarts must be >= 1")
+        for name, allowed in (
+            ("perceptual", PERCEPTUAL),
+            ("blend", BLENDS),
+            ("weighting", WEIGHTINGS),
+            ("init", INITS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}")
+
+
+@dataclass
+class Optimised:
+    """Result of optimising a batch at model resolution."""
+
+    generated: torch.Tensor  # (N, 3, S, S) G(z*) in [-1, 1]
+    z: torch.Tensor  # (N, nz)
+    loss: torch.Tensor  # (N,) final objective of the kept restart
+
+
+@dataclass
+class Prepared:
+    """One input mapped to the model's framing."""
+
+    image: np.ndarray  # the input, HxWx3 uint8
+    known: np.ndarray  # HxW bool at the input's size
+    box: tuple[int, int, int, int]  # x, y, w, h of the region given to the model
+    y: torch.Tensor  # (3, S, S) in [-1, 1]
+    m: torch.Tensor  # (1, S, S), 1 = known
+
+
+@dataclass
+class Completion:
+    image: np.ndarray  # completed, input's size, uint8; known pixels bit-identical to the input
+    generated: np.ndarray  # G(z*) at model size, uint8
+    masked: np.ndarray  # the model-size input with the hole shown grey, uint8
+    loss: float
+
+
+StepCallback = Callable[[int, torch.Tensor], None]
+
+
+class Completer:
+    """Fill holes in faces with a trained model: `Completer(model).complete(image, known)`."""
+
+    def __init__(self, model: Model, options: CompletionOptions | None = None) -> None:
+        self.model = model
+        self.options = options or CompletionOptions()
+        if self.options.init == "encoder" and model.encoder is None:
+            raise ValueError("init='encoder' needs a model bundle with an encoder")
+
+    @property
+    def size(self) -> int:
+        return self.model.config.image_size
+
+    # -- optimisation at model resolution ---------------------------------------------------
+
+    def weights(self, m: torch.Tensor) -> torch.Tensor:
+        if self.options.weighting == "plain":
+            return m
+        return yeh_weights(m, self.options.window)
+
+    def initial_z(self, y: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, nz = y.shape[0] * self.options.restarts, self.model.config.nz
+        z = torch.rand(n, nz, generator=gen) * 2 - 1
+        if self.options.init == "encoder":
+            with torch.no_grad():
+                ze = self.model.encoder(y, m).cpu()
+            ze = ze.repeat_interleave(self.options.restarts, 0)
+            # Restart 0 starts at the encoder's estimate, the others in a small ball around it.
+            jitter = (z * 0.25).view(-1, self.options.restarts, nz)
+            jitter[:, 0] = 0
+            z = (ze + jitter.view(n, nz)).clamp(-1, 1)
+        return z
+
+    def objective(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample loss and G(z)."""
+        g = self.model.generator(z)
+        loss = (w * (g - y).abs()).flatten(1).sum(1)
+        lam = self.options.lam
+        if lam > 0:
+            logits = self.model.discriminator(g)
+            if self.options.perceptual == "log1m":
+                perceptual = -F.softplus(logits)  # log(1 - sigmoid(l))
+            else:
+                perceptual = F.softplus(-logits)  # -log sigmoid(l)
+            loss = loss + lam * perceptual
+        return loss, g
+
+    def optimise(
+        self, y: torch.Tensor, m: torch.Tensor, callback: StepCallback | None = None, every: int = 0
+    ) -> Optimised:
+        """y: (N, 3, S, S) in [-1, 1]; m: (N, 1, S, S), 1 = known. Returns the best restart each."""
+        o = self.options
+        device = self.model.device
+        n, r = y.shape[0], o.restarts
+        y, m = y.to(device), m.to(device)
+        gen = torch.Generator().manual_seed(o.seed)
+        z = self.initial_z(y, m, gen).to(device)
+        yr = y.repeat_interleave(r, 0)
+        w = self.weights(m).repeat_interleave(r, 0)
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=o.lr, betas=(o.beta1, o.beta2))
+        best_loss = torch.full((n * r,), float("inf"), device=device)
+        best_z = z.detach().clone()
+        for it in range(o.iterations + 1):
+            loss, g = self.objective(z, yr, w)
+            with torch.no_grad():
+                better = loss < best_loss
+                best_loss = torch.where(better, loss, best_loss)
+                best_z[better] = z[better]
+            if callback is not None and every and it % every == 0:
+                callback(it, g.detach())
+            if it == o.iterations:
+                break  # the last pass only scores the final z
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                z.clamp_(-1, 1)
+        # Keep, for each image, the restart with the lowest loss.
+        best_loss = best_loss.view(n, r)
+        pick = best_loss.argmin(1)
+        rows = torch.arange(n, device=device) * r + pick
+        z_star = best_z[rows]
+        with torch.no_grad():
+            generated = self.model.generator(z_star)
+        return Optimised(generated, z_star.cpu(), best_loss.gather(1, pick[:, None]).squeeze(1).cpu())
+
+    # -- images of any size -------------------------------------------------------------------
+
+    def prepare(self, image: np.ndarray, known: np.ndarray) -> Prepared:
+        """Map an image and its mask to the model's input: at model size as is, else the crop."""
+        if image.shape[:2] != known.shape:
+            raise MaskError(f"mask is {known.shape[1]}x{known.shape[0]} but the image is "
+                            f"{image.shape[1]}x{image.shape[0]}")
+        h, w = known.shape
+        s = self.size
+        if (h, w) == (s, s):
+            box = (0, 0, w, h)
+        else:
+            frac = parse_crop(self.model.config.crop)
+            if frac is None:
+                box = (0, 0, w, h)
+            else:
+                x0, y0, side = center_crop_box(w, h, frac)
+                box = (x0, y0, side, side)
+        x0, y0, bw, bh = box
+        crop = image[y0 : y0 + bh, x0 : x0 + bw]
+        hole = (~known[y0 : y0 + bh, x0 : x0 + bw]).astype(np.float32)
+        # A model pixel counts as known only if every input pixel under it is known, so hole
+        # content never leaks into the optimisation target.
+        hole_s = cv2.resize(hole, (s, s), interpolation=cv2.INTER_AREA) if (bw, bh) != (s, s) else hole
+        m = torch.from_numpy((hole_s < 1e-6).astype(np.float32))[None]
+        y = torch.from_numpy(resize(crop, s).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
+        return Prepared(image, known, box, y * m, m)
+
+    def finish(self, p: Prepared, generated: torch.Tensor) -> np.ndarray:
+        """Paste G(z*) into the input's hole at the input's resolution, blended."""
+        x0, y0, bw, bh = p.box
+        gen = to_uint8(generated)
+        gen = resize(gen, (bw, bh)).astype(np.float64)
+        out = p.image.copy()
+        hole_all = ~p.known
+        region = hole_all[y0 : y0 + bh, x0 : x0 + bw]
+        target = p.image[y0 : y0 + bh, x0 : x0 + bw].astype(np.float64)
+        if self.options.blend == "poisson":
+            filled = poisson_blend(target, gen, region)
+        elif self.options.blend == "opencv":
+            filled = seamless_clone(target, gen, region)
+        else:
+            filled = gen
+        crop_out = out[y0 : y0 + bh, x0 : x0 + bw]
+        crop_out[region] = np.clip(np.rint(filled[region]), 0, 255).astype(np.uint8)
+        outside = hole_all.copy()
+        outside[y0 : y0 + bh, x0 : x0 + bw] = False
+        if outside.any():
+            log.warning(
+                "%d hole pixels lie outside the face crop; filled them with OpenCV inpainting",
+                int(outside.sum()),
+            )
+            painted = cv2.inpaint(out, outside.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+            out[outside] = painted[outside]
+        return out
+
+    def complete_many(
+        self,
+        items: list[tuple[np.ndarray, np.ndarray]],
+        callback: StepCallback | None = None,
+        every: int = 0,
+    ) -> list[Completion]:
+        """Complete (image HxWx3 uint8, known HxW bool) pairs together in one batch."""
+        prepared = [self.prepare(img, known) for img, known in items]
+        results: list[Completion | None] = [None] * len(prepared)
+        todo = []
+        for i, p in enumerate(prepared):
+            if p.known.all():
+                log.warning("the mask has no hole: the output equals the input")
+                results[i] = Completion(p.image.copy(), to_uint8(p.y), to_uint8(p.y), 0.0)
+            else:
+                todo.append(i)
+        if todo:
+            y = torch.stack([prepared[i].y for i in todo])
+            m = torch.stack([prepared[i].m for i in todo])
+            if (m == 0).all(dim=(1, 2, 3)).any():
+                log.warning("an image is all hole: it is completed from the model's prior alone")
+            opt = self.optimise(y, m, callback, every)
+            for j, i in enumerate(todo):
+                p = prepared[i]
+                masked = to_uint8(p.y * p.m + (1 - p.m) * 0.0)
+                results[i] = Completion(
+                    self.finish(p, opt.generated[j].cpu()),
+                    to_uint8(opt.generated[j]),
+                    masked,
+                    float(opt.loss[j]),
+                )
+        return results  # type: ignore[return-value]
+
+    def complete(
+        self,
+        image: np.ndarray,
+        known: np.ndarray,
+        callback: StepCallback | None = None,
+        every: int = 0,
+    ) -> Completion:
+        """Complete one image (HxWx3 uint8) whose mask `known` (HxW bool) is True where known."""
+        return self.complete_many([(image, known)], callback, every)[0]
+
+    def with_options(self, **changes: object) -> Completer:
+        return Completer(self.model, replace(self.options, **changes))

@@ -1,0 +1,41 @@
+"""Turning a user's files and options into (image, known mask) pairs, with one-line errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MaskError
+from .imageio import load_alpha, load_rgb
+from .masks import load_mask, make_mask, mask_from_alpha
+
+log = logging.getLogger(__name__)
+
+
+def load_pair(
+    image_path: Path,
+    mask_path: Path | None = None,
+    mask_type: str | None = None,
+    convention: str = "white-hole",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image (HxWx3 uint8) and its known mask (HxW bool, True = known).
+
+    The mask comes from a file, from a generated type at the image's size, or, when neither is
+    given, from the image's own transparency (transparent = hole)."""
+    image = load_rgb(Path(image_path))
+    h, w = image.shape[:2]
+    if mask_path is not None:
+        known, resized = load_mask(Path(mask_path), h, w, convention)
+        if resized:
+            log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
+    elif mask_type is not None:
+        known = make_mask(mask_type, h, w, seed=seed)
+    else:
+        alpha = load_alpha(Path(image_path))
+        if alpha is None:
+            raise MaskError(f"{image_path}: no mask given and the image has no transparency")
+        known = mask_from_alpha(alpha)
+    return image, known

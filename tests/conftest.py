@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny synthetic face folder, a tiny model config, and the real CelebA subset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from completion.config import ModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FACES = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
+
+# Keep the test run light on a busy machine: intra-op threads beyond 2 only add contention.
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    if not SHARED_FACES.is_dir():
+        pytest.skip("../shared/datasets/celeba_subset not present (a user's clone has none): real-data test skipped")
+    return SHARED_FACES.resolve()
+
+
+def synthetic_face(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth face-like picture: a skin-toned ellipse, two dark eyes, a mouth, soft random blobs."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cx, cy = width / 2 + rng.uniform(-2, 2), height / 2 + rng.uniform(-2, 2)
+    background = rng.uniform(40, 200, size=3).astype(np.float32)
+    img = np.broadcast_to(background, (height, width, 3)).copy()
+    for _ in range(4):  # smooth random blobs
+        bx, by = rng.uniform(0, width), rng.uniform(0, height)
+        r = rng.uniform(3, max(4, width / 3))
+        w = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * r * r))[..., None]
+        img = img * (1 - 0.5 * w) + 0.5 * w * rng.uniform(0, 255, size=3).astype(np.float32)
+    face = ((xx - cx) / (0.32 * width)) ** 2 + ((yy - cy) / (0.42 * height)) ** 2 < 1
+    img[face] = np.array([224, 172, 140], np.float32) * rng.uniform(0.7, 1.1)
+    for ex in (cx - 0.13 * width, cx + 0.13 * width):
+        eye = (xx - ex) ** 2 + (yy - (cy - 0.08 * height)) ** 2 < (0.04 * width + 1) ** 2
+        img[eye] = (30, 25, 20)
+    mouth = (np.abs(xx - cx) < 0.12 * width) & (np.abs(yy - (cy + 0.18 * height)) < 1.2)
+    img[mouth] = (150, 50, 50)
+    return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 synthetic face images of varying sizes (png, jpg, .JPG, nested folders), plus one corrupt
+    'broken.png' and one 'notes.txt': 40 readable images, 1 unreadable."""
+    root = tmp_path_factory.mktemp("tiny_faces")
+    rng = np.random.default_rng(1234)
+    sizes = [(40, 50), (48, 60), (36, 44), (64, 64), (50, 40)]
+    for i in range(40):
+        w, h = sizes[i % len(sizes)]
+        folder = root / ("nested" / Path(f"sub{i % 3}") if i % 5 == 0 else Path("."))
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"face_{i:03d}" + (".png", ".jpg", ".JPG", ".jpeg")[i % 4]
+        fmt = "PNG" if name.endswith(".png") else "JPEG"
+        Image.fromarray(synthetic_face(rng, w, h)).save(folder / name, format=fmt)
+    (root / "broken.png").write_bytes(b"\x89PNG not really" + rng.bytes(200))
+    (root / "notes.txt").write_text("not an image\n")
+    return root
+
+
+@pytest.fixture
+def tiny_cfg() -> ModelConfig:
+    return ModelConfig(image_size=32, ngf=8, ndf=8)
