@@ -293,3 +293,35 @@ def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str)
 
     save_mask(out, make_mask(mask_type, size, size, seed=seed), mask_convention)
     log.info("wrote %s", out)
+
+
+@main.command()
+@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of ground-truth faces.")
+@click.option("--mask-types", default="center,left,random:0.8,pattern,eyes,mouth", show_default=True,
+              help="Comma-separated mask types.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Use the first N images (sorted).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for results.md, results.json and comparison grids.")
+@click.option("--no-baselines", is_flag=True, help="Skip OpenCV Telea and Navier-Stokes.")
+@completion_options
+@handle_errors
+def evaluate(images: Path, mask_types: str, n: int | None, offset: int, batch_size: int, out: Path | None,
+             no_baselines: bool, **kw) -> None:  # noqa: ANN003
+    """Score a model on ground-truth faces against OpenCV's Telea and Navier-Stokes inpainting."""
+    from .data import select_files
+    from .evaluate import evaluate as run_evaluate
+    from .evaluate import load_faces
+    from .masks import parse_mask_type
+
+    try:
+        types = [parse_mask_type(t.strip()) for t in mask_types.split(",") if t.strip()]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--mask-types") from None
+    kw.pop("mask_convention")
+    completer = build_completer(kw)
+    cfg = completer.model.config
+    faces = load_faces(select_files(images, offset, n), cfg.image_size, cfg.crop)
+    report = run_evaluate(completer, faces, types, batch_size, not no_baselines, out)
+    click.echo(report.markdown())

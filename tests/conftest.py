@@ -14,14 +14,17 @@ from completion.config import ModelConfig
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
 
-# Keep the test run light on a busy machine: intra-op threads beyond 2 only add contention.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread: the tiny test networks gain nothing from more, and on a machine whose cores
+# are busy (a training run) OpenMP threads spin against each other and make steps ~50x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
     if not SHARED_FACES.is_dir():
-        pytest.skip("../shared/datasets/celeba_subset not present (a user's clone has none): real-data test skipped")
+        pytest.skip(
+            "../shared/datasets/celeba_subset not present (a user's clone has none): real-data test skipped"
+        )
     return SHARED_FACES.resolve()
 
 

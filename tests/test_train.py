@@ -134,7 +134,9 @@ def test_interrupt_in_first_epoch_then_resume(
     assert_same_weights(read_file(straight_run, "checkpoint"), read_file(resumed, "checkpoint"))
 
 
-def test_timed_checkpoints_mid_epoch(tiny_faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timed_checkpoints_mid_epoch(
+    tiny_faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a tiny checkpoint interval, a checkpoint is written after every batch."""
     real = train_mod.train_step
     steps_on_disk: list[int] = []

@@ -1,0 +1,140 @@
+"""Judge a model on ground-truth faces: mask them, complete them with the model and with OpenCV's
+Telea and Navier-Stokes inpainting, and compare PSNR (whole, hole), SSIM and time per image."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .complete import Completer
+from .data import load_face
+from .errors import ImageError
+from .imageio import atomic_write, save_image
+from .masks import make_mask
+from .metrics import psnr, ssim
+
+log = logging.getLogger(__name__)
+DEFAULT_MASK_TYPES = ("center", "left", "random:0.8", "pattern", "eyes", "mouth")
+
+
+@dataclass
+class Row:
+    mask_type: str
+    method: str
+    psnr: float
+    psnr_hole: float
+    ssim: float
+    seconds: float  # per image
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    n_images: int = 0
+
+    def markdown(self) -> str:
+        lines = [
+            "| mask | method | PSNR dB | PSNR hole dB | SSIM | s / image |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.mask_type} | {r.method} | {r.psnr:.2f} | {r.psnr_hole:.2f} | {r.ssim:.4f} | {r.seconds:.3f} |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        return json.dumps({"n_images": self.n_images, "rows": [r.__dict__ for r in self.rows]}, indent=2)
+
+
+def load_faces(files: list[Path], size: int, crop: str) -> list[np.ndarray]:
+    faces = []
+    for f in files:
+        try:
+            faces.append(load_face(f, size, crop))
+        except ImageError as e:
+            log.warning("skipped %s", e)
+    return faces
+
+
+def opencv_inpaint(image: np.ndarray, known: np.ndarray, method: str) -> np.ndarray:
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    out = cv2.inpaint(image, (~known).astype(np.uint8) * 255, 3, flag)
+    out[known] = image[known]
+    return out
+
+
+def _score(truth: list[np.ndarray], outs: list[np.ndarray], knowns: list[np.ndarray]) -> tuple[float, float, float]:
+    p = np.mean([psnr(t, o) for t, o in zip(truth, outs, strict=True)])
+    ph = np.mean([psnr(t, o, ~k) for t, o, k in zip(truth, outs, knowns, strict=True) if (~k).any()])
+    s = np.mean([ssim(t, o) for t, o in zip(truth, outs, strict=True)])
+    return float(p), float(ph), float(s)
+
+
+def evaluate(
+    completer: Completer,
+    faces: list[np.ndarray],
+    mask_types: tuple[str, ...] | list[str] = DEFAULT_MASK_TYPES,
+    batch_size: int = 64,
+    baselines: bool = True,
+    out_dir: Path | None = None,
+    grid_rows: int = 8,
+    progress: bool = True,
+) -> Report:
+    """Score the completer (and OpenCV baselines) on ground-truth faces at model size."""
+    report = Report(n_images=len(faces))
+    size = completer.size
+    for mask_type in mask_types:
+        knowns = [make_mask(mask_type, size, size, seed=i) for i in range(len(faces))]
+        results: dict[str, list[np.ndarray]] = {}
+        seconds: dict[str, float] = {}
+        if baselines:
+            for method in ("telea", "ns"):
+                t0 = time.perf_counter()
+                results[method] = [opencv_inpaint(f, k, method) for f, k in zip(faces, knowns, strict=True)]
+                seconds[method] = (time.perf_counter() - t0) / len(faces)
+        ours: list[np.ndarray] = []
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(faces), desc=f"{mask_type}", unit="img", disable=not progress, leave=False)
+        for s in range(0, len(faces), batch_size):
+            chunk = list(zip(faces[s : s + batch_size], knowns[s : s + batch_size], strict=True))
+            ours += [c.image for c in completer.complete_many(chunk)]
+            bar.update(len(chunk))
+        bar.close()
+        seconds["ours"] = (time.perf_counter() - t0) / len(faces)
+        results["ours"] = ours
+        for method, outs in results.items():
+            p, ph, s = _score(faces, outs, knowns)
+            report.rows.append(Row(mask_type, method, p, ph, s, seconds[method]))
+        if out_dir is not None:
+            _save_grid(Path(out_dir) / f"grid_{_slug(mask_type)}.png", faces, knowns, results, grid_rows)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        atomic_write(out_dir / "results.md", lambda tmp: Path(tmp).write_text(report.markdown()))
+        atomic_write(out_dir / "results.json", lambda tmp: Path(tmp).write_text(report.to_json()))
+    return report
+
+
+def _slug(mask_type: str) -> str:
+    return mask_type.replace(":", "-").replace(".", "")
+
+
+def _save_grid(path: Path, faces, knowns, results, rows: int) -> None:  # noqa: ANN001
+    """Rows: images; columns: masked, Telea, NS, ours, ground truth."""
+    pad = 2
+    lines = []
+    for i in range(min(rows, len(faces))):
+        masked = faces[i].copy()
+        masked[~knowns[i]] = 255
+        cells = [masked] + [results[m][i] for m in ("telea", "ns", "ours") if m in results] + [faces[i]]
+        sep = np.full((faces[i].shape[0], pad, 3), 255, np.uint8)
+        lines.append(np.concatenate([x for c in cells for x in (c, sep)][:-1], axis=1))
+        lines.append(np.full((pad, lines[-1].shape[1], 3), 255, np.uint8))
+    save_image(path, np.concatenate(lines[:-1], axis=0))

@@ -1,0 +1,134 @@
+"""Model files: every bad input is one ModelFileError naming the file, and no file can run code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from completion.bundle import FORMAT, load_model, read_file, save_model, write_file
+from completion.config import ModelConfig
+from completion.errors import ModelFileError
+from completion.models import Discriminator, Encoder, Generator
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, tiny_cfg: ModelConfig) -> Path:
+    path = tmp_path / "model.pt"
+    save_model(path, tiny_cfg, Generator(tiny_cfg), Discriminator(tiny_cfg), None, {"dataset": "x"})
+    return path
+
+
+def refused(path: Path, match: str | None = None) -> ModelFileError:
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert "\n" not in msg
+    if match:
+        assert match in msg
+    return info.value
+
+
+def test_round_trip(bundle: Path, tiny_cfg: ModelConfig) -> None:
+    model = load_model(bundle)
+    assert model.config == tiny_cfg
+    assert model.encoder is None and model.meta == {"dataset": "x"} and model.path == bundle
+    assert not model.generator.training and not model.discriminator.training
+    assert next(model.generator.parameters()).dtype == torch.float32
+    assert model.device == torch.device("cpu")
+
+
+def test_round_trip_with_encoder(tmp_path: Path, tiny_cfg: ModelConfig) -> None:
+    path = tmp_path / "with_encoder.pt"
+    enc = Encoder(tiny_cfg)
+    save_model(path, tiny_cfg, Generator(tiny_cfg), Discriminator(tiny_cfg), enc)
+    model = load_model(path)
+    assert model.encoder is not None and not model.encoder.training
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    refused(tmp_path / "nope.pt", "no such")
+
+
+def test_folder(tmp_path: Path) -> None:
+    refused(tmp_path, "folder")
+
+
+def test_garbage_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(os.urandom(4096))
+    refused(path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    refused(path)
+
+
+def test_truncated_bundle(tmp_path: Path, bundle: Path) -> None:
+    data = bundle.read_bytes()
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(data[: len(data) // 2])
+    refused(path, "corrupt or truncated")
+
+
+def test_unsupported_version(tmp_path: Path, bundle: Path) -> None:
+    obj = torch.load(bundle, weights_only=True)
+    obj["version"] = 99
+    path = tmp_path / "v99.pt"
+    torch.save(obj, path)
+    refused(path, "version 99")
+
+
+def test_foreign_dict(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    refused(path, "not a dcgan-completion")
+
+
+def test_checkpoint_where_model_expected(tmp_path: Path, tiny_cfg: ModelConfig) -> None:
+    path = tmp_path / "checkpoint.pt"
+    write_file(path, {"format": FORMAT, "kind": "checkpoint", "version": 1, "config": tiny_cfg.to_dict()})
+    refused(path, "checkpoint")
+    assert read_file(path, "checkpoint")["kind"] == "checkpoint"
+
+
+def test_weights_not_matching_config(tmp_path: Path, bundle: Path) -> None:
+    obj = torch.load(bundle, weights_only=True)
+    obj["config"]["ngf"] = 16
+    path = tmp_path / "mismatch.pt"
+    torch.save(obj, path)
+    refused(path, "does not match")
+
+
+class Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("writer", ["torch", "pickle"])
+def test_pickle_payload_is_refused(tmp_path: Path, writer: str) -> None:
+    marker = (tmp_path / "MARKER").resolve()
+    path = tmp_path / f"evil_{writer}.pt"
+    payload = {"format": FORMAT, "kind": "model", "version": 1, "meta": Exploit(marker)}
+    if writer == "torch":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    refused(path)
+    assert not marker.exists()
+
+
+def test_exploit_payload_is_live(tmp_path: Path) -> None:
+    """Control: the payload above really runs its command when unpickled without restrictions."""
+    marker = (tmp_path / "CONTROL").resolve()
+    pickle.loads(pickle.dumps(Exploit(marker)))  # noqa: S301 - deliberate
+    assert marker.exists()
