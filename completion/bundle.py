@@ -7,7 +7,7 @@ optimiser and RNG state so training resumes exactly."""
 from __future__ import annotations
 
 import pickle
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +54,14 @@ def read_file(path: Path, kind: str) -> dict[str, Any]:
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder, expected a .pt file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns in several lines about damaged files
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as e:
+        raise ModelFileError(f"{path}: permission denied") from e
     except pickle.UnpicklingError as e:
         raise ModelFileError(f"{path}: refused, the file holds objects other than weights") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # damaged bytes also surface as IndexError, KeyError, TypeError, ...
         raise ModelFileError(f"{path}: corrupt or truncated model file") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a dcgan-completion {kind} file")
@@ -120,7 +124,9 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
             e.load_state_dict(_float(obj["encoder"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{path}: model file does not match its config ({err})".splitlines()[0]) from err
-    model = Model(cfg, g.eval(), d.eval(), e.eval() if e is not None else None, obj.get("meta", {}), Path(path))
+    model = Model(
+        cfg, g.eval(), d.eval(), e.eval() if e is not None else None, obj.get("meta", {}), Path(path)
+    )
     for p in model.generator.parameters():
         p.requires_grad_(False)
     for p in model.discriminator.parameters():

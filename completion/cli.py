@@ -77,8 +77,13 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
 @click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True, help="Generator width.")
 @click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="Discriminator width.")
-@click.option("--crop", default="center:0.72", show_default=True, callback=_crop_option,
-              help="'center:F' keeps the centred square of side F x width; 'none' only resizes.")
+@click.option(
+    "--crop",
+    default="center:0.72",
+    show_default=True,
+    callback=_crop_option,
+    help="'center:F' keeps the centred square of side F x width; 'none' only resizes.",
+)
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
@@ -87,8 +92,25 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
-def train(data, out, epochs, batch_size, lr, seed, image_size, ngf, ndf, crop, offset, limit,  # noqa: ANN001
-          label_smoothing, device, checkpoint_minutes, resume, no_progress) -> None:
+def train(
+    data,
+    out,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    image_size,
+    ngf,
+    ndf,
+    crop,
+    offset,
+    limit,  # noqa: ANN001
+    label_smoothing,
+    device,
+    checkpoint_minutes,
+    resume,
+    no_progress,
+) -> None:
     """Train a DCGAN on a folder of face images (CelebA layout works as is)."""
     from .train import TrainOptions, checkpoint_path
     from .train import train as run_train
@@ -101,9 +123,18 @@ def train(data, out, epochs, batch_size, lr, seed, image_size, ngf, ndf, crop, o
         raise click.UsageError(f"{out} already holds a checkpoint: pass --resume, or choose another --out")
     cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
     opts = TrainOptions(
-        data=str(data), out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        offset=offset, limit=limit, label_smoothing=label_smoothing, device=device,
-        checkpoint_minutes=checkpoint_minutes, progress=not no_progress,
+        data=str(data),
+        out=str(out),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        offset=offset,
+        limit=limit,
+        label_smoothing=label_smoothing,
+        device=device,
+        checkpoint_minutes=checkpoint_minutes,
+        progress=not no_progress,
     )
     try:
         path = run_train(cfg, opts, resume=resume)
@@ -163,22 +194,49 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
     d = CompletionOptions()
     opts = [
         click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP),
-        click.option("--iterations", type=click.IntRange(min=0), default=d.iterations, show_default=True,
-                     help="Adam steps on z."),
-        click.option("--lam", type=click.FloatRange(min=0), default=d.lam, show_default=True,
-                     help="Weight of the perceptual (discriminator) loss."),
-        click.option("--restarts", type=click.IntRange(min=1), default=d.restarts, show_default=True,
-                     help="Independent z per image; the lowest final loss is kept."),
+        click.option(
+            "--iterations",
+            type=click.IntRange(min=0),
+            default=d.iterations,
+            show_default=True,
+            help="Adam steps on z.",
+        ),
+        click.option(
+            "--lam",
+            type=click.FloatRange(min=0),
+            default=d.lam,
+            show_default=True,
+            help="Weight of the perceptual (discriminator) loss.",
+        ),
+        click.option(
+            "--restarts",
+            type=click.IntRange(min=1),
+            default=d.restarts,
+            show_default=True,
+            help="Independent z per image; the lowest final loss is kept.",
+        ),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d.lr, show_default=True),
         click.option("--blend", type=click.Choice(BLENDS), default=d.blend, show_default=True),
         click.option("--weighting", type=click.Choice(WEIGHTINGS), default=d.weighting, show_default=True),
-        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default=d.perceptual, show_default=True,
-                     help="log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z))."),
+        click.option(
+            "--perceptual",
+            type=click.Choice(PERCEPTUAL),
+            default=d.perceptual,
+            show_default=True,
+            help="log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z)).",
+        ),
         click.option("--init", type=click.Choice(INITS), default=d.init, show_default=True),
         click.option("--seed", type=int, default=d.seed, show_default=True),
-        click.option("--mask-convention", type=click.Choice(["white-hole", "black-hole"]),
-                     default="white-hole", show_default=True, help="Which colour marks the hole in mask files."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True),
+        click.option(
+            "--mask-convention",
+            type=click.Choice(["white-hole", "black-hole"]),
+            default="white-hole",
+            show_default=True,
+            help="Which colour marks the hole in mask files.",
+        ),
+        click.option(
+            "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True
+        ),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -195,8 +253,22 @@ def build_completer(kw: dict):  # noqa: ANN201
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     model = load_model(_model_path(kw.pop("model")), device)
-    opts = CompletionOptions(**{k: kw.pop(k) for k in (
-        "iterations", "lam", "restarts", "lr", "blend", "weighting", "perceptual", "init", "seed")})
+    opts = CompletionOptions(
+        **{
+            k: kw.pop(k)
+            for k in (
+                "iterations",
+                "lam",
+                "restarts",
+                "lr",
+                "blend",
+                "weighting",
+                "perceptual",
+                "init",
+                "seed",
+            )
+        }
+    )
     try:
         return Completer(model, opts)
     except ValueError as e:
@@ -212,18 +284,36 @@ def _same_file(a: Path, b: Path) -> bool:
 
 @main.command()
 @click.option("--image", required=True, type=click.Path(path_type=Path), help="Image to complete.")
-@click.option("--mask", type=click.Path(path_type=Path), default=None,
-              help="Mask image (white = hole by default). Without --mask or --mask-type, transparency is the hole.")
-@click.option("--mask-type", default=None, callback=_mask_type_option, help="A generated mask; see `masks --help`.")
+@click.option(
+    "--mask",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Mask image (white = hole by default). Without --mask or --mask-type, transparency is the hole.",
+)
+@click.option(
+    "--mask-type", default=None, callback=_mask_type_option, help="A generated mask; see `masks --help`."
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output image.")
 @click.option("--concat", is_flag=True, help="Write input | masked | G(z*) | completed side by side instead.")
-@click.option("--save-steps", type=click.IntRange(min=1), default=None,
-              help="Save a frame every K iterations (and an animated GIF) into --steps-dir.")
+@click.option(
+    "--save-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Save a frame every K iterations (and an animated GIF) into --steps-dir.",
+)
 @click.option("--steps-dir", type=click.Path(path_type=Path), default=None)
 @completion_options
 @handle_errors
-def complete(image: Path, mask: Path | None, mask_type: str | None, out: Path, concat: bool,
-             save_steps: int | None, steps_dir: Path | None, **kw) -> None:  # noqa: ANN003
+def complete(
+    image: Path,
+    mask: Path | None,
+    mask_type: str | None,
+    out: Path,
+    concat: bool,
+    save_steps: int | None,
+    steps_dir: Path | None,
+    **kw,
+) -> None:  # noqa: ANN003
     """Fill the hole of one face image."""
     import numpy as np
 
@@ -264,8 +354,12 @@ def complete(image: Path, mask: Path | None, mask_type: str | None, out: Path, c
         s = completer.size
         p = completer.prepare(img, known)
         x0, y0, bw, bh = p.box
-        panels = [to_uint8(p.y * 0 + completer_input(img, p.box, s)), result.masked, result.generated,
-                  resize(result.image[y0 : y0 + bh, x0 : x0 + bw], s)]
+        panels = [
+            to_uint8(p.y * 0 + completer_input(img, p.box, s)),
+            result.masked,
+            result.generated,
+            resize(result.image[y0 : y0 + bh, x0 : x0 + bw], s),
+        ]
         save_image(out, np.concatenate(panels, axis=1))
     else:
         save_image(out, result.image)
@@ -276,7 +370,11 @@ def completer_input(img, box, s):  # noqa: ANN001, ANN201
     from .data import resize
 
     x0, y0, bw, bh = box
-    return torch.from_numpy(resize(img[y0 : y0 + bh, x0 : x0 + bw], s).astype("float32")).permute(2, 0, 1) / 127.5 - 1
+    return (
+        torch.from_numpy(resize(img[y0 : y0 + bh, x0 : x0 + bw], s).astype("float32")).permute(2, 0, 1)
+        / 127.5
+        - 1
+    )
 
 
 @main.command()
@@ -284,8 +382,12 @@ def completer_input(img, box, s):  # noqa: ANN001, ANN201
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--size", type=click.IntRange(min=1), default=64, show_default=True, help="Side in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mask-convention", type=click.Choice(["white-hole", "black-hole"]), default="white-hole",
-              show_default=True)
+@click.option(
+    "--mask-convention",
+    type=click.Choice(["white-hole", "black-hole"]),
+    default="white-hole",
+    show_default=True,
+)
 @handle_errors
 def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str) -> None:
     """Write a generated mask for inspection (white = hole by default)."""
@@ -296,19 +398,37 @@ def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str)
 
 
 @main.command()
-@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of ground-truth faces.")
-@click.option("--mask-types", default="center,left,random:0.8,pattern,eyes,mouth", show_default=True,
-              help="Comma-separated mask types.")
+@click.option(
+    "--images", required=True, type=click.Path(path_type=Path), help="Folder of ground-truth faces."
+)
+@click.option(
+    "--mask-types",
+    default="center,left,random:0.8,pattern,eyes,mouth",
+    show_default=True,
+    help="Comma-separated mask types.",
+)
 @click.option("--n", "n", type=click.IntRange(min=1), default=None, help="Use the first N images (sorted).")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for results.md, results.json and comparison grids.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for results.md, results.json and comparison grids.",
+)
 @click.option("--no-baselines", is_flag=True, help="Skip OpenCV Telea and Navier-Stokes.")
 @completion_options
 @handle_errors
-def evaluate(images: Path, mask_types: str, n: int | None, offset: int, batch_size: int, out: Path | None,
-             no_baselines: bool, **kw) -> None:  # noqa: ANN003
+def evaluate(
+    images: Path,
+    mask_types: str,
+    n: int | None,
+    offset: int,
+    batch_size: int,
+    out: Path | None,
+    no_baselines: bool,
+    **kw,
+) -> None:  # noqa: ANN003
     """Score a model on ground-truth faces against OpenCV's Telea and Navier-Stokes inpainting."""
     from .data import select_files
     from .evaluate import evaluate as run_evaluate
@@ -325,3 +445,181 @@ def evaluate(images: Path, mask_types: str, n: int | None, offset: int, batch_si
     faces = load_faces(select_files(images, offset, n), cfg.image_size, cfg.crop)
     report = run_evaluate(completer, faces, types, batch_size, not no_baselines, out)
     click.echo(report.markdown())
+
+
+@main.command("train-encoder")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training faces.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Bundle to write (default: replace --model's file, atomically).",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def train_encoder(
+    model: Path | None,
+    data: Path,
+    offset: int,
+    limit: int | None,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    out: Path | None,
+    device: str,
+    no_progress: bool,
+) -> None:
+    """Train the encoder that gives completion its starting z, and store it in the model bundle."""
+    from .encoder import EncoderOptions, add_encoder
+    from .encoder import train_encoder as run
+    from .train import resolve_device
+
+    path = _model_path(model)
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    m = load_model(path, dev)
+    opts = EncoderOptions(
+        data=str(data),
+        offset=offset,
+        limit=limit,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        progress=not no_progress,
+    )
+    enc = run(m, opts)
+    add_encoder(m.to("cpu"), enc.to("cpu"), out or path, opts)
+    log.info("wrote %s", out or path)
+
+
+# Images per optimisation batch for `batch`. Measured with benchmarks/batch.py on this project's
+# 2-core CPU (width-64 random-weight model, 64 px, 20 iterations; a training run was using the
+# cores at the time): see BATCH_SIZE_NOTE below for the numbers. On a GPU larger batches pay off.
+BATCH_SIZE_DEFAULT = 16
+
+
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    from .batch import parse_shard
+
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@main.command("batch")
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of images (subfolders are walked and mirrored under --out).",
+)
+@click.option(
+    "--masks",
+    "masks_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of masks matched by relative path and stem (IOPaint); LaMa's x_mask*.png "
+    "beside x.png is used where it has none (pass --masks = --images for LaMa's layout).",
+)
+@click.option("--mask", type=click.Path(path_type=Path), default=None, help="One mask file for every image.")
+@click.option(
+    "--mask-type",
+    default=None,
+    callback=_mask_type_option,
+    help="One generated mask type for every image; see `masks --help`.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: <out>/<relative path>/<stem>.png.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=BATCH_SIZE_DEFAULT,
+    show_default=True,
+    help="Images optimised together in one tensor batch.",
+)
+@click.option("--overwrite", is_flag=True, help="Redo outputs that exist (by default a rerun skips them).")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a JSON report (per image: status, error, loss, seconds); under torchrun each "
+    "rank writes NAME.rankR.json.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    callback=_shard_option,
+    help="I/N: process only files I, I+N, I+2N, ... of the sorted list (0 <= I < N); under "
+    "torchrun, RANK/WORLD_SIZE by default.",
+)
+@click.option("--no-progress", is_flag=True)
+@completion_options
+@handle_errors
+def batch_command(
+    images: Path,
+    masks_dir: Path | None,
+    mask: Path | None,
+    mask_type: str | None,
+    out: Path,
+    batch_size: int,
+    overwrite: bool,
+    report: Path | None,
+    shard: tuple[int, int] | None,
+    no_progress: bool,
+    **kw,
+) -> None:  # noqa: ANN003
+    """Complete every image of a folder, many at once; rerunning resumes. Exit 1 if any image failed."""
+    from .batch import pair_files, run_batch, shard_from_env
+    from .batch import shard as take_shard
+
+    if sum(x is not None for x in (masks_dir, mask, mask_type)) != 1:
+        raise click.UsageError("give exactly one of --masks, --mask or --mask-type")
+    from_env = shard is None and shard_from_env() is not None
+    index, count = shard or shard_from_env() or (0, 1)
+    if from_env and report is not None:
+        report = report.with_name(f"{report.stem}.rank{index}{report.suffix or '.json'}")
+    convention = kw.pop("mask_convention")
+    completer = build_completer(kw)
+    jobs, failures = pair_files(images, masks_dir, exclude=[out])
+    if count > 1:
+        jobs, failures = take_shard(jobs, index, count), take_shard(failures, index, count)
+        log.info("shard %d/%d: %d images", index, count, len(jobs) + len(failures))
+    result = run_batch(
+        completer,
+        jobs,
+        out,
+        batch_size,
+        overwrite,
+        mask=mask,
+        mask_type=mask_type,
+        convention=convention,
+        failures=failures,
+        report=report,
+        progress=not no_progress and not (from_env and index > 0),
+    )
+    click.echo(result.summary(), err=True)
+    for rel, error in result.failures[:20]:
+        click.echo(f"  failed: {rel}: {error}", err=True)
+    if len(result.failures) > 20:
+        more = f"  ... and {len(result.failures) - 20} more"
+        click.echo(more + (f" (see {report})" if report else ""), err=True)
+    if result.report_path is not None:
+        log.info("wrote %s", result.report_path)
+    if result.failed:
+        sys.exit(1)

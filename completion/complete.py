@@ -133,17 +133,17 @@ class Completer:
             z = (ze + jitter.view(n, nz)).clamp(-1, 1)
         return z
 
-    def objective(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def objective(
+        self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample loss and G(z)."""
         g = self.model.generator(z)
         loss = (w * (g - y).abs()).flatten(1).sum(1)
         lam = self.options.lam
         if lam > 0:
             logits = self.model.discriminator(g)
-            if self.options.perceptual == "log1m":
-                perceptual = -F.softplus(logits)  # log(1 - sigmoid(l))
-            else:
-                perceptual = F.softplus(-logits)  # -log sigmoid(l)
+            # log(1 - sigmoid(l)) = -softplus(l);  -log sigmoid(l) = softplus(-l)
+            perceptual = -F.softplus(logits) if self.options.perceptual == "log1m" else F.softplus(-logits)
             loss = loss + lam * perceptual
         return loss, g
 
@@ -192,8 +192,10 @@ class Completer:
     def prepare(self, image: np.ndarray, known: np.ndarray) -> Prepared:
         """Map an image and its mask to the model's input: at model size as is, else the crop."""
         if image.shape[:2] != known.shape:
-            raise MaskError(f"mask is {known.shape[1]}x{known.shape[0]} but the image is "
-                            f"{image.shape[1]}x{image.shape[0]}")
+            raise MaskError(
+                f"mask is {known.shape[1]}x{known.shape[0]} but the image is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
         h, w = known.shape
         s = self.size
         if (h, w) == (s, s):

@@ -46,7 +46,8 @@ class Report:
         ]
         for r in self.rows:
             lines.append(
-                f"| {r.mask_type} | {r.method} | {r.psnr:.2f} | {r.psnr_hole:.2f} | {r.ssim:.4f} | {r.seconds:.3f} |"
+                f"| {r.mask_type} | {r.method} | {r.psnr:.2f} | {r.psnr_hole:.2f} "
+                f"| {r.ssim:.4f} | {r.seconds:.3f} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -71,7 +72,9 @@ def opencv_inpaint(image: np.ndarray, known: np.ndarray, method: str) -> np.ndar
     return out
 
 
-def _score(truth: list[np.ndarray], outs: list[np.ndarray], knowns: list[np.ndarray]) -> tuple[float, float, float]:
+def _score(
+    truth: list[np.ndarray], outs: list[np.ndarray], knowns: list[np.ndarray]
+) -> tuple[float, float, float]:
     p = np.mean([psnr(t, o) for t, o in zip(truth, outs, strict=True)])
     ph = np.mean([psnr(t, o, ~k) for t, o, k in zip(truth, outs, knowns, strict=True) if (~k).any()])
     s = np.mean([ssim(t, o) for t, o in zip(truth, outs, strict=True)])

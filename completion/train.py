@@ -76,9 +76,7 @@ def step_generator(seed: int, epoch: int, rank: int, step: int) -> torch.Generat
     return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1009 + rank) * 1_000_003 + step)
 
 
-def gan_losses(
-    d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0
-) -> torch.Tensor:
+def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """Discriminator loss with logits: BCE(real, 1 - smoothing) + BCE(fake, 0), via softplus."""
     target = 1.0 - smoothing
     real = target * F.softplus(-d_real) + (1 - target) * F.softplus(d_real)
@@ -196,7 +194,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     data = FaceData(files, cfg.image_size, cfg.crop, cache_max_bytes=int(opts.cache_max_gb * (1 << 30)))
     per_epoch = len(data) // world // opts.batch_size
     if per_epoch == 0:
-        raise ValueError(f"{opts.data}: {len(data)} images are fewer than one batch of {opts.batch_size} per process")
+        raise ValueError(
+            f"{opts.data}: {len(data)} images are fewer than one batch of {opts.batch_size} per process"
+        )
 
     def save(st: TrainState) -> None:
         if rank != 0:
@@ -222,7 +222,11 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         log.info(
             "training on %d images (%s), %d batches/epoch x %d process(es), device %s",
-            len(data), opts.data, per_epoch, world, device,
+            len(data),
+            opts.data,
+            per_epoch,
+            world,
+            device,
         )
     last_save = time.monotonic()
     t_start = time.monotonic()
@@ -264,11 +268,16 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                     n_sum = 0
                 bar.update(real.shape[0] * world)
                 bar.set_postfix(
-                    D=f"{vals['loss_d']:.3f}", G=f"{vals['loss_g']:.3f}",
-                    Dx=f"{vals['d_x']:.2f}", DGz=f"{vals['d_gz']:.2f}",
+                    D=f"{vals['loss_d']:.3f}",
+                    G=f"{vals['loss_g']:.3f}",
+                    Dx=f"{vals['d_x']:.2f}",
+                    DGz=f"{vals['d_gz']:.2f}",
                 )
                 state.wall_seconds = base_wall + time.monotonic() - t_start
-                if opts.checkpoint_minutes > 0 and time.monotonic() - last_save > opts.checkpoint_minutes * 60:
+                if (
+                    opts.checkpoint_minutes > 0
+                    and time.monotonic() - last_save > opts.checkpoint_minutes * 60
+                ):
                     save(state)
                     last_save = time.monotonic()
             bar.close()
@@ -295,7 +304,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     return ckpt_file
 
 
-def training_meta(opts: TrainOptions, st: TrainState, n_images: int, device: torch.device, world: int) -> dict:
+def training_meta(
+    opts: TrainOptions, st: TrainState, n_images: int, device: torch.device, world: int
+) -> dict:
     return {
         "dataset": str(opts.data),
         "offset": opts.offset,

@@ -19,7 +19,17 @@ from completion.models import Discriminator, Generator
 from completion.train import train_step
 
 MASK_TYPES = [
-    "center", "left", "right", "top", "bottom", "random:0.8", "pattern", "grid:4", "lowres:4", "eyes", "mouth",
+    "center",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "random:0.8",
+    "pattern",
+    "grid:4",
+    "lowres:4",
+    "eyes",
+    "mouth",
 ]
 
 
@@ -150,8 +160,22 @@ def test_cli_complete_with_mask_file(toy_bundle: Path, toy_png: Path, tmp_path: 
     hole[8:24, 8:24] = 255  # white = hole
     Image.fromarray(hole).save(mask)
     out = tmp_path / "out.png"
-    r = CliRunner().invoke(main, ["complete", "--image", str(toy_png), "--mask", str(mask), "--out", str(out),
-                                  "--model", str(toy_bundle), "--iterations", "5"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "complete",
+            "--image",
+            str(toy_png),
+            "--mask",
+            str(mask),
+            "--out",
+            str(out),
+            "--model",
+            str(toy_bundle),
+            "--iterations",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res, src = np.asarray(Image.open(out)), np.asarray(Image.open(toy_png))
     assert np.array_equal(res[hole == 0], src[hole == 0])
@@ -159,13 +183,35 @@ def test_cli_complete_with_mask_file(toy_bundle: Path, toy_png: Path, tmp_path: 
 
 def test_cli_concat_and_steps(toy_bundle: Path, toy_png: Path, tmp_path: Path) -> None:
     out = tmp_path / "strip.png"
-    r = CliRunner().invoke(main, ["complete", "--image", str(toy_png), "--mask-type", "center", "--out", str(out),
-                                  "--model", str(toy_bundle), "--iterations", "4", "--concat",
-                                  "--save-steps", "2", "--steps-dir", str(tmp_path / "steps")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "complete",
+            "--image",
+            str(toy_png),
+            "--mask-type",
+            "center",
+            "--out",
+            str(out),
+            "--model",
+            str(toy_bundle),
+            "--iterations",
+            "4",
+            "--concat",
+            "--save-steps",
+            "2",
+            "--steps-dir",
+            str(tmp_path / "steps"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (4 * 32, 32)
     assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == [
-        "step_00000.png", "step_00002.png", "step_00004.png", "steps.gif"]
+        "step_00000.png",
+        "step_00002.png",
+        "step_00004.png",
+        "steps.gif",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -191,8 +237,20 @@ def test_cli_usage_errors(toy_bundle: Path, toy_png: Path, tmp_path: Path, args:
 
 
 def test_cli_refuses_to_overwrite_input(toy_bundle: Path, toy_png: Path) -> None:
-    r = CliRunner().invoke(main, ["complete", "--image", str(toy_png), "--mask-type", "center",
-                                  "--out", str(toy_png), "--model", str(toy_bundle)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "complete",
+            "--image",
+            str(toy_png),
+            "--mask-type",
+            "center",
+            "--out",
+            str(toy_png),
+            "--model",
+            str(toy_bundle),
+        ],
+    )
     assert r.exit_code == 2
 
 
