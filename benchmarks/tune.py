@@ -46,13 +46,14 @@ def score(faces, knowns, gens, blend):  # noqa: ANN001, ANN201
     for f, k, g in zip(faces, knowns, gens, strict=True):
         g = g.astype(np.float64)
         hole = ~k
+        f_in = np.where(k[..., None], f, 0)  # blank the hole so no method can see the truth
         if blend == "poisson":
-            filled = poisson_blend(f.astype(np.float64), g, hole)
+            filled = poisson_blend(f_in.astype(np.float64), g, hole)
         elif blend == "opencv":
-            filled = seamless_clone(f, g, hole)
+            filled = seamless_clone(f_in, g, hole)
         else:
             filled = g
-        out = f.copy()
+        out = f_in.astype(np.uint8)
         out[hole] = np.clip(np.rint(filled[hole]), 0, 255).astype(np.uint8)
         ps.append(psnr(f, out))
         ph.append(psnr(f, out, hole))

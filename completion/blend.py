@@ -83,6 +83,9 @@ def seamless_clone(target: np.ndarray, source: np.ndarray, hole: np.ndarray) -> 
     It needs the hole's bounding box to stay clear of the image border, so the images are padded
     by reflection first; known pixels are restored afterwards."""
     pad = 8
+    # seamlessClone reads the destination inside the region too: give it the source there, so
+    # the hole's old content (unknown, or the ground truth in an evaluation) cannot leak in.
+    target = np.where(hole[..., None], source, target)
     t = cv2.copyMakeBorder(_u8(target), pad, pad, pad, pad, cv2.BORDER_REFLECT)
     s = cv2.copyMakeBorder(_u8(source), pad, pad, pad, pad, cv2.BORDER_REFLECT)
     m = cv2.copyMakeBorder(hole.astype(np.uint8) * 255, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)

@@ -83,8 +83,12 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
 
 GOOD = {"a.png": "a.png", "b.jpg": "b.png", "sub/c.png": "sub/c.png", "sub/deeper/d.PNG": "sub/deeper/d.png",
         "sub/h.png": "sub/h.png"}  # fmt: skip
-BAD = {"broken.png": "not a readable image", "f.png": "aspect ratio", "g.png": "masks/g.png: not a readable image",
-       "sub/e.png": "no mask found"}
+BAD = {
+    "broken.png": "not a readable image",
+    "f.png": "aspect ratio",
+    "g.png": "masks/g.png: not a readable image",
+    "sub/e.png": "no mask found",
+}
 
 
 def run_cli(*args: object):  # noqa: ANN201
@@ -263,8 +267,9 @@ def test_torchrun_env_shards(folder: tuple[Path, Path], tiny_bundle: Path, tmp_p
     images, masks = folder
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    r = run_cli("batch", "--images", images, "--masks", masks, "--out", tmp_path / "out", "--model", tiny_bundle,
-                "--iterations", "1", "--report", tmp_path / "rep.json", "--no-progress")  # fmt: skip
+    r = run_cli("batch", "--images", images, "--masks", masks, "--out", tmp_path / "out",
+                "--model", tiny_bundle, "--iterations", "1", "--report", tmp_path / "rep.json",
+                "--no-progress")  # fmt: skip
     assert r.exit_code in (0, 1), r.output
     rep = json.loads((tmp_path / "rep.rank1.json").read_text())
     jobs, failures = pair_files(images, masks)

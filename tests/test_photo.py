@@ -1,0 +1,277 @@
+"""Faces in photos of any size: box parsing, framing geometry, detection, completion and paste-back."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_face
+
+from completion import photo
+from completion.bundle import Model
+from completion.complete import Completer, CompletionOptions
+from completion.config import ModelConfig
+from completion.data import center_crop_box
+from completion.errors import ImageError, MaskError
+from completion.imageio import load_rgb
+from completion.masks import make_mask
+from completion.models import Discriminator, Generator
+from completion.photo import (
+    Box,
+    Framing,
+    complete_photo,
+    complete_photo_full,
+    detect_faces,
+    parse_box,
+    warp_to_model,
+)
+
+
+@pytest.fixture(scope="module")
+def random_model() -> Model:
+    """An untrained width-8 64 px model: quality does not matter for these tests, only plumbing."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=64, ngf=8, ndf=8)
+    g, d = Generator(cfg).eval().requires_grad_(False), Discriminator(cfg).eval().requires_grad_(False)
+    return Model(cfg, g, d)
+
+
+def completer(model: Model, **kw: object) -> Completer:
+    return Completer(model, CompletionOptions(iterations=2, **kw))
+
+
+@pytest.fixture(scope="module")
+def canvas() -> tuple[np.ndarray, Box]:
+    """A 300x240 noise canvas with a synthetic 100x120 face at (150, 60); the face's box."""
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (240, 300, 3), dtype=np.uint8)
+    img[60:180, 150:250] = synthetic_face(rng, 100, 120)
+    return img, Box(160, 80, 80, 80)
+
+
+# -- boxes and framing ----------------------------------------------------------------------------
+
+
+def test_parse_box() -> None:
+    assert parse_box("10,20,30,40") == Box(10, 20, 30, 40)
+    assert parse_box(" -5, 0 ,7,8 ") == Box(-5, 0, 7, 8)
+    for bad in ("1,2,3", "1,2,3,4,5", "a,b,c,d", "1.5,2,3,4", "1,2,0,4", "1,2,3,-4", ""):
+        with pytest.raises(ValueError):
+            parse_box(bad)
+
+
+@pytest.mark.parametrize("angle", [0.0, 12.0, -7.5])
+def test_framing_round_trip(angle: float) -> None:
+    f = Framing.from_box(Box(100, 80, 120, 120), 64, angle)
+    pts = np.array([[0.0, 0.0], [160.0, 140.0], [333.3, 12.5]])
+    assert np.allclose(f.to_photo(f.to_model(pts)), pts, atol=1e-9)
+    # The box centre plus the calibrated offset (rotated with the face) is the model's centre.
+    q = f.to_model(np.array([[f.cx - 0.5, f.cy - 0.5]]))[0]
+    assert np.allclose(q, [31.5, 31.5])
+    # The crop's corners are side apart, and side = CROP_SIDE * box width.
+    c = f.corners()
+    assert math.isclose(np.linalg.norm(c[1] - c[0]), photo.CROP_SIDE * 120, rel_tol=1e-9)
+    assert math.isclose(math.degrees(math.atan2(*(c[1] - c[0])[::-1])), angle, abs_tol=1e-9)
+
+
+def test_aligned_framing_is_the_training_crop() -> None:
+    """--aligned maps an aligned image exactly as training did: center_crop_box, then resize."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)
+    f = Framing.aligned(89, 109, 64, "center:0.72")
+    x0, y0, side = center_crop_box(89, 109, 0.72)
+    assert side == 64
+    assert np.allclose(f.matrix, [[1, 0, -x0], [0, 1, -y0]])
+    view, known = warp_to_model(img, np.ones((109, 89), bool), f)
+    assert np.array_equal(view, img[y0 : y0 + 64, x0 : x0 + 64]) and known.all()
+    whole = Framing.aligned(80, 60, 32, "none")
+    assert (whole.width, whole.height) == (80, 60)
+    # At the model size the image is taken as is, as Completer.prepare does.
+    assert np.allclose(Framing.aligned(64, 64, 64, "center:0.72").matrix, [[1, 0, 0], [0, 1, 0]])
+
+
+def test_model_mask_is_conservative() -> None:
+    """A model pixel is known only if every photo pixel under it is known."""
+    h = w = 800
+    known = np.ones((h, w), bool)
+    known[380, 380] = False  # a single hole pixel in a 10x shrink
+    f = Framing(400.0, 400.0, 640.0, 640.0, 7.0, 64)
+    _, kn = warp_to_model(np.zeros((h, w, 3), np.uint8), known, f)
+    assert 1 <= (~kn).sum() <= 9
+    q = f.to_model(np.array([[380.0, 380.0]]))[0]
+    assert not kn[round(q[1]), round(q[0])]
+    # Crop pixels beyond the photo's edge are unknown too.
+    _, kn = warp_to_model(
+        np.zeros((h, w, 3), np.uint8), np.ones((h, w), bool), Framing(40.0, 400.0, 640.0, 640.0, 0.0, 64)
+    )
+    assert not kn[:, :25].any() and kn[:, 30:].all()
+
+
+# -- completion with a manual box, plumbing only ---------------------------------------------------
+
+
+@pytest.mark.parametrize("blend", ["poisson", "none"])
+def test_known_pixels_bit_exact(random_model: Model, canvas, blend: str) -> None:
+    img, box = canvas
+    known = np.ones(img.shape[:2], bool)
+    known[105:125, 165:235] = False  # over the eyes
+    out = complete_photo(completer(random_model, blend=blend), img, known, box=box)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out[known], img[known])
+    assert not np.array_equal(out[~known], img[~known])
+
+
+def test_large_photo_shrinks_and_keeps_pixels(random_model: Model) -> None:
+    """A 1600x1200 photo with a 600 px face: shrunk 10x to the model, pasted back at full size."""
+    rng = np.random.default_rng(1)
+    img = np.full((1200, 1600, 3), 90, np.uint8)
+    img[300:1050, 500:1100] = cv2.resize(
+        synthetic_face(rng, 120, 150), (600, 750), interpolation=cv2.INTER_CUBIC
+    )
+    known = np.ones(img.shape[:2], bool)
+    cv2.circle(known.view(np.uint8), (800, 600), 90, 0, -1)
+    res = complete_photo_full(completer(random_model), img, known, box=Box(560, 380, 480, 480))
+    assert np.array_equal(res.image[known], img[known])
+    assert res.crop.shape == (64, 64, 3) and 0 < (~res.known).sum() < 64 * 64 // 4
+
+
+def test_hole_outside_face(random_model: Model, canvas) -> None:
+    img, box = canvas
+    known = np.ones(img.shape[:2], bool)
+    known[200:230, 10:40] = False  # bottom-left corner, far from the face
+    with pytest.raises(MaskError, match="outside the face"):
+        complete_photo(completer(random_model), img, known, box=box)
+
+
+def test_hole_bigger_than_face(random_model: Model, canvas) -> None:
+    img, box = canvas
+    known = np.zeros(img.shape[:2], bool)
+    known[:5] = True
+    with pytest.raises(MaskError, match="bigger than the face"):
+        complete_photo(completer(random_model), img, known, box=box)
+
+
+def test_mask_size_mismatch(random_model: Model, canvas) -> None:
+    img, box = canvas
+    with pytest.raises(MaskError, match="mask is"):
+        complete_photo(completer(random_model), img, np.ones((10, 10), bool), box=box)
+
+
+def test_no_face(random_model: Model) -> None:
+    img = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    known = np.ones(img.shape[:2], bool)
+    known[100:140, 100:160] = False
+    assert detect_faces(img) == []
+    with pytest.raises(ImageError, match=r"noise\.png: no face found.*--box x,y,w,h.*--aligned"):
+        complete_photo(completer(random_model), img, known, name="noise.png")
+
+
+def test_hole_partly_outside_crop_is_inpainted(random_model: Model, canvas, caplog) -> None:
+    img, box = canvas
+    f = Framing.from_box(box, 64)
+    right = math.ceil(f.corners()[:, 0].max())
+    img = img.copy()
+    known = np.ones(img.shape[:2], bool)
+    known[150:170, right - 30 : right + 20] = False  # straddles the crop's right edge
+    img[~known] = 255  # a white sticker: no part of it may survive
+    with caplog.at_level(logging.WARNING, logger="completion.photo"):
+        out = complete_photo(completer(random_model), img, known, box=box)
+    assert any(
+        "outside the face crop" in r.getMessage() and "inpainting" in r.getMessage() for r in caplog.records
+    )
+    assert np.array_equal(out[known], img[known])
+    outside = ~known & ~f.inside(0, 0, img.shape[1], img.shape[0])
+    assert outside.any() and (out[outside] != 255).any(axis=-1).all()
+
+
+def test_no_hole_returns_input(random_model: Model, canvas) -> None:
+    img, _ = canvas
+    out = complete_photo(completer(random_model), img, np.ones(img.shape[:2], bool))
+    assert np.array_equal(out, img)
+
+
+def test_aligned_input(random_model: Model) -> None:
+    rng = np.random.default_rng(3)
+    img = synthetic_face(rng, 89, 109)
+    known = np.ones((109, 89), bool)
+    known[45:60, 20:70] = False
+    out = complete_photo(completer(random_model), img, known, aligned=True)
+    assert np.array_equal(out[known], img[known]) and out.shape == img.shape
+
+
+# -- real faces ---------------------------------------------------------------------------------
+
+
+def paste(
+    face: np.ndarray, scale: float, angle: float, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paste face scaled and rotated into a size x size gradient+noise canvas; returns the canvas and
+    the 2x3 edge-coordinate affine from face to canvas."""
+    rng = np.random.default_rng(seed)
+    fh, fw = face.shape[:2]
+    t = math.radians(angle)
+    rot = scale * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    off = np.array([size / 2, size / 2]) + rng.uniform(-20, 20, 2) - rot @ [fw / 2, fh / 2]
+    centre = np.hstack([rot, (rot @ [0.5, 0.5] + off - 0.5)[:, None]])
+    ramp = np.linspace(0, 1, size)
+    bg = rng.uniform(0, 255, 3) * ramp[:, None, None] + rng.uniform(0, 255, 3) * ramp[None, :, None]
+    bg = np.clip(bg / 2 + rng.normal(0, 20, (size, size, 3)), 0, 255)
+    warped = cv2.warpAffine(
+        face, centre, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    alpha = cv2.warpAffine(np.ones((fh, fw), np.float32), centre, (size, size))[..., None]
+    canvas = np.clip(np.rint(alpha * warped + (1 - alpha) * bg), 0, 255).astype(np.uint8)
+    return canvas, np.hstack([rot, off[:, None]])
+
+
+def pasted_crop(face_shape: tuple[int, int], edge: np.ndarray) -> tuple[float, float, float]:
+    """Centre and side of the face's canonical crop in the canvas."""
+    fh, fw = face_shape
+    x0, y0, side = center_crop_box(fw, fh, 0.72)
+    cx, cy = edge[:, :2] @ [x0 + side / 2, y0 + side / 2] + edge[:, 2]
+    return cx, cy, side * math.hypot(edge[0, 0], edge[1, 0])
+
+
+def real_faces(shared_faces: Path) -> list[np.ndarray]:
+    return [load_rgb(shared_faces / f"{i:06d}.jpg") for i in (9001, 9101, 9201)]
+
+
+def test_detects_pasted_real_faces(shared_faces: Path) -> None:
+    """Validation faces at 3x, rotated 10 degrees, in 400x400 canvases: the detector's box overlaps
+    the face box the calibration expects for the pasted face (IoU > 0.3)."""
+    for i, face in enumerate(real_faces(shared_faces)):
+        canvas, edge = paste(face, 3.0, 10.0, 400, seed=i)
+        cx, cy, side = pasted_crop(face.shape[:2], edge)
+        bw = side / photo.CROP_SIDE
+        bx, by = cx - photo.CROP_DX * bw, cy - photo.CROP_DY * bw
+        expected = Box(round(bx - bw / 2), round(by - bw / 2), round(bw), round(bw))
+        faces = detect_faces(canvas)
+        assert faces, f"face {i}: nothing detected"
+        assert max(f.iou(expected) for f in faces) > 0.3, (faces, expected)
+
+
+def test_completes_pasted_real_face(random_model: Model, shared_faces: Path) -> None:
+    """Detection path end to end: an eyes hole drawn at canvas resolution, known pixels untouched."""
+    face = real_faces(shared_faces)[0]
+    canvas, edge = paste(face, 3.0, -8.0, 400, seed=7)
+    fh, fw = face.shape[:2]
+    x0, y0, side = center_crop_box(fw, fh, 0.72)
+    rows, cols = np.nonzero(~make_mask("eyes", side))
+    rect = np.array(
+        [[cols.min(), rows.min()], [cols.max() + 1, rows.min()], [cols.max() + 1, rows.max() + 1]]
+    )
+    rect = np.vstack([rect, [[cols.min(), rows.max() + 1]]]) + [x0, y0]
+    poly = rect @ edge[:, :2].T + edge[:, 2] - 0.5
+    hole = np.zeros(canvas.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(poly).astype(np.int32)], 255)
+    known = hole == 0
+    res = complete_photo_full(completer(random_model), canvas, known, name="pasted")
+    assert np.array_equal(res.image[known], canvas[known])
+    cx, cy, side = pasted_crop(face.shape[:2], edge)
+    assert math.hypot(res.framing.cx - cx, res.framing.cy - cy) < 0.25 * side
+    assert abs(res.framing.width / side - 1) < 0.25
