@@ -115,7 +115,7 @@ def test_model_mask_is_conservative() -> None:
 # -- completion with a manual box, plumbing only ---------------------------------------------------
 
 
-@pytest.mark.parametrize("blend", ["poisson", "none"])
+@pytest.mark.parametrize("blend", ["poisson", "opencv", "none"])
 def test_known_pixels_bit_exact(random_model: Model, canvas, blend: str) -> None:
     img, box = canvas
     known = np.ones(img.shape[:2], bool)
@@ -275,3 +275,12 @@ def test_completes_pasted_real_face(random_model: Model, shared_faces: Path) -> 
     cx, cy, side = pasted_crop(face.shape[:2], edge)
     assert math.hypot(res.framing.cx - cx, res.framing.cy - cy) < 0.25 * side
     assert abs(res.framing.width / side - 1) < 0.25
+
+
+def test_hole_outside_every_detected_face(random_model: Model, shared_faces: Path) -> None:
+    face = real_faces(shared_faces)[1]
+    canvas, _ = paste(face, 3.0, 0.0, 400, seed=3)
+    known = np.ones(canvas.shape[:2], bool)
+    known[2:20, 2:20] = False  # a canvas corner
+    with pytest.raises(MaskError, match="outside every face found"):
+        complete_photo(completer(random_model), canvas, known, name="corner")
