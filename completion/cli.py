@@ -275,6 +275,17 @@ def build_completer(kw: dict):  # noqa: ANN201
         raise click.UsageError(str(e)) from None
 
 
+def _box_option(ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202
+    from .photo import parse_box
+
+    if value is None:
+        return None
+    try:
+        return parse_box(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -302,6 +313,10 @@ def _same_file(a: Path, b: Path) -> bool:
     help="Save a frame every K iterations (and an animated GIF) into --steps-dir.",
 )
 @click.option("--steps-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--box", default=None, callback=_box_option, help="The face's box x,y,w,h (skips detection).")
+@click.option(
+    "--aligned", is_flag=True, help="The input is an aligned face crop: no detection, canonical crop."
+)
 @completion_options
 @handle_errors
 def complete(
@@ -312,69 +327,62 @@ def complete(
     concat: bool,
     save_steps: int | None,
     steps_dir: Path | None,
+    box,  # noqa: ANN001
+    aligned: bool,
     **kw,
 ) -> None:  # noqa: ANN003
-    """Fill the hole of one face image."""
+    """Fill the hole of one face image.
+
+    An image at the model's size, or one marked --aligned, is used with the canonical crop; any
+    other photo has its face found (or given by --box), framed as in training, completed and
+    pasted back into the hole at full resolution."""
     import numpy as np
 
     from .data import resize
-    from .grid import to_uint8
     from .imageio import save_image
     from .inputs import load_pair
+    from .photo import complete_photo_full
 
     if mask is not None and mask_type is not None:
         raise click.UsageError("give either --mask or --mask-type, not both")
     if (save_steps is None) != (steps_dir is None):
         raise click.UsageError("--save-steps and --steps-dir go together")
+    if box is not None and aligned:
+        raise click.UsageError("give either --box or --aligned, not both")
     if _same_file(out, image) or (mask is not None and _same_file(out, mask)):
         raise click.UsageError(f"--out {out} would overwrite an input file")
     convention = kw.pop("mask_convention")
     completer = build_completer(kw)
     img, known = load_pair(image, mask, mask_type, convention, seed=completer.options.seed)
+    s = completer.size
+    aligned = aligned or (box is None and img.shape[:2] == (s, s))
 
-    frames: list[np.ndarray] = []
-    callback = None
-    if save_steps is not None:
-        p = completer.prepare(img, known)
-        y, m = p.y, p.m
-
-        def callback(it: int, g):  # noqa: ANN001
-            frame = to_uint8(y * m + g[0].cpu() * (1 - m))
-            frames.append(frame)
-            save_image(steps_dir / f"step_{it:05d}.png", frame)
-
-    result = completer.complete(img, known, callback, save_steps or 0)
-    if frames:
+    steps: list[tuple[int, torch.Tensor]] = []
+    res = complete_photo_full(
+        completer, img, known, box=box, aligned=aligned, name=str(image),
+        callback=(lambda it, g: steps.append((it, g[0].cpu()))) if save_steps else None,
+        every=save_steps or 0,
+    )  # fmt: skip
+    if steps and res.crop is not None:
         from PIL import Image
 
-        gif = [Image.fromarray(resize(f, 128)) for f in frames]
-        steps_dir.mkdir(parents=True, exist_ok=True)
+        from .grid import to_uint8
+
+        m = res.known[..., None]
+        frames = [(it, np.where(m, res.crop, to_uint8(g))) for it, g in steps]
+        for it, frame in frames:
+            save_image(steps_dir / f"step_{it:05d}.png", frame)
+        gif = [Image.fromarray(resize(f, 128)) for _, f in frames]
         gif[0].save(steps_dir / "steps.gif", save_all=True, append_images=gif[1:], duration=80, loop=0)
-    if concat:
-        s = completer.size
-        p = completer.prepare(img, known)
-        x0, y0, bw, bh = p.box
-        panels = [
-            to_uint8(p.y * 0 + completer_input(img, p.box, s)),
-            result.masked,
-            result.generated,
-            resize(result.image[y0 : y0 + bh, x0 : x0 + bw], s),
-        ]
-        save_image(out, np.concatenate(panels, axis=1))
+    if concat and res.crop is not None:
+        from .photo import warp_to_model
+
+        masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
+        completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
+        save_image(out, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
     else:
-        save_image(out, result.image)
-    log.info("wrote %s (loss %.2f)", out, result.loss)
-
-
-def completer_input(img, box, s):  # noqa: ANN001, ANN201
-    from .data import resize
-
-    x0, y0, bw, bh = box
-    return (
-        torch.from_numpy(resize(img[y0 : y0 + bh, x0 : x0 + bw], s).astype("float32")).permute(2, 0, 1)
-        / 127.5
-        - 1
-    )
+        save_image(out, res.image)
+    log.info("wrote %s (loss %.2f)", out, res.loss)
 
 
 @main.command()
@@ -501,10 +509,16 @@ def train_encoder(
     log.info("wrote %s", out or path)
 
 
-# Images per optimisation batch for `batch`. Measured with benchmarks/batch.py on this project's
-# 2-core CPU (width-64 random-weight model, 64 px, 20 iterations; a training run was using the
-# cores at the time): see BATCH_SIZE_NOTE below for the numbers. On a GPU larger batches pay off.
-BATCH_SIZE_DEFAULT = 16
+# Images per optimisation batch for `batch`, from benchmarks/batch.py on this project's 2-core CPU
+# (width-64 random-weight 64 px model, 20 iterations, centre mask, CelebA faces 009001 on; a training
+# run was using the cores, so the numbers are noisy). One torch thread, 128 faces, whole pipeline:
+# 4.7 / 4.5 / 5.4 / 6.8 images/s at batch size 8 / 16 / 32 / 64, and 5.4 / 4.4 / 4.5 at 16 / 32 / 64
+# on a rerun; the optimisation alone: best of 3, 138 / 151 / 160 / 149 image-iterations/s at
+# 8 / 16 / 32 / 64, i.e. a plateau from 16 on. With two threads contending with another process,
+# per-batch overhead dominates and larger is better (8 / 15 / 27 / 48 image-iterations/s). 32 sits
+# on the plateau and holds half the decoded images of 64 in memory (about three chunks are alive
+# at once, which matters for large photos). On a GPU, larger batches pay off: pass --batch-size.
+BATCH_SIZE_DEFAULT = 32
 
 
 def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -613,7 +627,9 @@ def batch_command(
         report=report,
         progress=not no_progress and not (from_env and index > 0),
     )
-    click.echo(result.summary(), err=True)
+    quiet = click.get_current_context().find_root().params.get("quiet", False)
+    if result.failed or not quiet:
+        click.echo(result.summary(), err=True)
     for rel, error in result.failures[:20]:
         click.echo(f"  failed: {rel}: {error}", err=True)
     if len(result.failures) > 20:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .blend import poisson_blend, seamless_clone
-from .complete import Completer
+from .complete import Completer, StepCallback
 from .config import parse_crop
 from .data import center_crop_box
 from .errors import ImageError, MaskError
@@ -402,8 +402,12 @@ def complete_photo_full(
     box: Box | None = None,
     aligned: bool = False,
     name: str = "image",
+    callback: StepCallback | None = None,
+    every: int = 0,
 ) -> PhotoCompletion:
-    """complete_photo with its intermediate results (crop, mask and G(z*) at model size)."""
+    """complete_photo with its intermediate results (crop, mask and G(z*) at model size).
+
+    callback(iteration, G(z)) is called every `every` optimisation steps (for --save-steps)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
     if image.shape[:2] != known.shape:
@@ -434,7 +438,7 @@ def complete_photo_full(
     crop, kn = warp_to_model(image, known, framing)
     m = torch.from_numpy(kn.astype(np.float32))[None]
     y = torch.from_numpy(crop.astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
-    opt = completer.optimise((y * m)[None], m[None])
+    opt = completer.optimise((y * m)[None], m[None], callback, every)
     g = opt.generated[0].detach().float().cpu().clamp(-1, 1)
     gen_f = ((g + 1) * 127.5).permute(1, 2, 0).numpy().astype(np.float32)
     generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
