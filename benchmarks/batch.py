@@ -92,13 +92,16 @@ def batch_path(completer: Completer, images: Path, out: Path, batch_size: int) -
     return rep.done, time.perf_counter() - t0
 
 
-def peak_rss(images: Path, out: Path, model: Path, iterations: int, batch_size: int) -> tuple[float, float]:
+def peak_rss(
+    images: Path, out: Path, model: Path, iterations: int, batch_size: int, threads: int | None
+) -> tuple[float, float]:
     """(peak RSS in MiB, seconds) of one `completion batch` subprocess."""
     cmd = [sys.executable, "-m", "completion", "-q", "batch", "--images", str(images), "--out", str(out),
            "--mask-type", MASK, "--model", str(model), "--iterations", str(iterations), "--blend", "none",
            "--batch-size", str(batch_size), "--no-progress"]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO)
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -117,7 +120,12 @@ def main() -> None:
     ap.add_argument("--rss-n", default="100,5000", help="Image counts for peak RSS ('' to skip).")
     ap.add_argument("--rss-iterations", type=int, default=0)
     ap.add_argument("--rss-model", type=Path, default=None, help="Model for the RSS runs (default: --model).")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads here and OMP_NUM_THREADS of the RSS subprocesses (default: torch's)",
+    )
     args = ap.parse_args()
     if not SHARED_FACES.is_dir():
         raise SystemExit(f"{SHARED_FACES} not found")
@@ -148,15 +156,15 @@ def main() -> None:
             rate = n / s
             print(f"batch (batch size {args.batch_size:2d}): {n} images in {s:7.1f} s = {rate:6.2f} images/s "
                   f"({rate / single:.1f}x)", flush=True)  # fmt: skip
-        for bs in [int(b) for b in args.sweep.split(",") if b.strip()]:
-            n, s = batch_path(completer, faces, tmp / f"out_sweep{bs}", bs)
+        for k, bs in enumerate(int(b) for b in args.sweep.split(",") if b.strip()):
+            n, s = batch_path(completer, faces, tmp / f"out_sweep{k}", bs)
             print(f"sweep: batch size {bs:3d}: {n} images in {s:7.1f} s = {n / s:6.2f} images/s", flush=True)
 
         rss_model = args.rss_model or model_path
         for count in [int(c) for c in args.rss_n.split(",") if c.strip()]:
             folder = repeat_faces(faces, tmp / f"rss{count}", count)
             mib, s = peak_rss(
-                folder, tmp / f"rss_out{count}", rss_model, args.rss_iterations, args.batch_size
+                folder, tmp / f"rss_out{count}", rss_model, args.rss_iterations, args.batch_size, args.threads
             )
             print(f"peak RSS of `completion batch` on {count:5d} images: {mib:7.1f} MiB ({s:.1f} s, "
                   f"iterations {args.rss_iterations}, blend none, batch size {args.batch_size}, "

@@ -432,7 +432,7 @@ def _process(completer, pending, batch_size, pool, load, save, run: _Run) -> Non
     """The pipeline: load chunk k+1 and save chunk k-1 on the pool while chunk k is optimised."""
     chunks = _chunks(pending, batch_size)
     loads = [(job, out, pool.submit(load, job)) for job, out in next(chunks, [])]
-    saves: list[tuple[Job, Path, Completion, float, Future]] = []
+    saves: list[tuple[Job, Path, float, float, Future]] = []
     while loads:
         items = []
         for job, out, fut in loads:
@@ -448,7 +448,10 @@ def _process(completer, pending, batch_size, pool, load, save, run: _Run) -> Non
         else:
             results, per_image = [], 0.0
         _collect(saves, run)
-        saves = [(job, out, res, per_image, pool.submit(save, out, res.image)) for job, out, res in results]
+        saves = [
+            (job, out, float(res.loss), per_image, pool.submit(save, out, res.image))
+            for job, out, res in results
+        ]
         del items, results
     _collect(saves, run)
 
@@ -474,10 +477,10 @@ def _complete(completer: Completer, items: list, run: _Run) -> list[tuple[Job, P
 
 
 def _collect(saves: list, run: _Run) -> None:
-    for job, out, res, seconds, fut in saves:
+    for job, out, loss, seconds, fut in saves:
         try:
             fut.result()
         except CompletionError as e:
-            run.record(job.rel, "failed", error=_message(out, e), image=job.image)
+            run.record(job.rel, "failed", error=str(e), image=job.image)
         else:
-            run.record(job.rel, "done", output=out, loss=float(res.loss), seconds=seconds)
+            run.record(job.rel, "done", output=out, loss=loss, seconds=seconds)

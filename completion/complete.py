@@ -120,17 +120,21 @@ class Completer:
             return m
         return yeh_weights(m, self.options.window)
 
-    def initial_z(self, y: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        n, nz = y.shape[0] * self.options.restarts, self.model.config.nz
-        z = torch.rand(n, nz, generator=gen) * 2 - 1
+    def initial_z(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """Starting z for every (image, restart), (N * R, nz).
+
+        Each image draws its restarts from its own generator seeded with options.seed, so its
+        result does not depend on which other images share the batch, or where it sits in it."""
+        r, nz = self.options.restarts, self.model.config.nz
+        z = torch.rand(r, nz, generator=torch.Generator().manual_seed(self.options.seed)) * 2 - 1
+        z = z.repeat(y.shape[0], 1)
         if self.options.init == "encoder":
             with torch.no_grad():
                 ze = self.model.encoder(y, m).cpu()
-            ze = ze.repeat_interleave(self.options.restarts, 0)
             # Restart 0 starts at the encoder's estimate, the others in a small ball around it.
-            jitter = (z * 0.25).view(-1, self.options.restarts, nz)
+            jitter = (z * 0.25).view(-1, r, nz)
             jitter[:, 0] = 0
-            z = (ze + jitter.view(n, nz)).clamp(-1, 1)
+            z = (ze.repeat_interleave(r, 0) + jitter.view(-1, nz)).clamp(-1, 1)
         return z
 
     def objective(
@@ -155,8 +159,7 @@ class Completer:
         device = self.model.device
         n, r = y.shape[0], o.restarts
         y, m = y.to(device), m.to(device)
-        gen = torch.Generator().manual_seed(o.seed)
-        z = self.initial_z(y, m, gen).to(device)
+        z = self.initial_z(y, m).to(device)
         yr = y.repeat_interleave(r, 0)
         w = self.weights(m).repeat_interleave(r, 0)
         z.requires_grad_(True)

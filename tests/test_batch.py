@@ -349,3 +349,21 @@ def test_sigkill_and_rerun(tiny_bundle: Path, tmp_path: Path) -> None:
             assert im.size == (32, 32) and im.format == "PNG"
     rep = json.loads(report.read_text())
     assert rep["skipped_existing"] == len(before) and rep["done"] == len(expected) - len(before)
+
+
+def test_unwritable_output_is_one_failure(tiny_bundle: Path, tmp_path: Path) -> None:
+    """An output that cannot be written fails that image only; the others are saved."""
+    rng = np.random.default_rng(5)
+    images, out = tmp_path / "images", tmp_path / "out"
+    for rel in ("a.png", "n/b.png", "c.png"):
+        _save(images / rel, _face(rng, 32, 32))
+    out.mkdir()
+    (out / "n").write_text("a file where the folder n/ should be")
+    completer = Completer(load_model(tiny_bundle), CompletionOptions(iterations=1))
+    jobs, _ = pair_files(images)
+    rep = run_batch(completer, jobs, out, batch_size=2, mask_type="center", progress=False,
+                    report=tmp_path / "r.json")  # fmt: skip
+    assert (rep.done, rep.failed) == (2, 1)
+    assert rep.failures[0][0] == "n/b.png" and "cannot write" in rep.failures[0][1]
+    assert outputs(out) == {"a.png", "c.png", "n"}
+    assert json.loads((tmp_path / "r.json").read_text())["failed"] == 1
