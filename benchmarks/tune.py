@@ -38,6 +38,12 @@ SETTINGS = {
     "restarts4": {"restarts": 4},
     "encoder": {"init": "encoder"},
     "encoder_lr003": {"init": "encoder", "lr": 0.003},
+    "encoder_lam0": {"init": "encoder", "lam": 0.0},
+    "encoder_nonsat": {"init": "encoder", "perceptual": "nonsat"},
+    "encoder_plain": {"init": "encoder", "weighting": "plain"},
+    "encoder_r4": {"init": "encoder", "restarts": 4},
+    "encoder_bf16": {"init": "encoder", "precision": "bf16"},
+    "encoder_lr003_bf16": {"init": "encoder", "lr": 0.003, "precision": "bf16"},
 }
 
 

@@ -7,6 +7,7 @@ optimiser and RNG state so training resumes exactly."""
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from .models import Discriminator, Encoder, Generator
 FORMAT = "dcgan-completion"
 BUNDLE_VERSION = 1
 CHECKPOINT_VERSION = 1
+# What building networks from a file's dict raises when the dict is well-formed pickle but not the
+# layout we wrote (missing keys, wrong types or shapes): a ModelFileError, not a traceback.
+MALFORMED = (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError)
 
 
 @dataclass
@@ -60,7 +64,14 @@ def read_file(path: Path, kind: str) -> dict[str, Any]:
     except PermissionError as e:
         raise ModelFileError(f"{path}: permission denied") from e
     except pickle.UnpicklingError as e:
-        raise ModelFileError(f"{path}: refused, the file holds objects other than weights") from e
+        # weights_only refuses to build anything but tensors and plain data: name what it refused.
+        found = re.search(r"GLOBAL ([\w.]+)|[Uu]nsupported global: ([\w.]+)", str(e))
+        if found:
+            what = found.group(1) or found.group(2)
+            raise ModelFileError(
+                f"{path}: refused, the file holds code or objects other than weights ({what}); nothing was run"
+            ) from e
+        raise ModelFileError(f"{path}: corrupt or truncated model file") from e
     except Exception as e:  # damaged bytes also surface as IndexError, KeyError, TypeError, ...
         raise ModelFileError(f"{path}: corrupt or truncated model file") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -122,7 +133,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
         if obj.get("encoder") is not None:
             e = Encoder(cfg)
             e.load_state_dict(_float(obj["encoder"]))
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+    except MALFORMED as err:
         raise ModelFileError(f"{path}: model file does not match its config ({err})".splitlines()[0]) from err
     model = Model(
         cfg, g.eval(), d.eval(), e.eval() if e is not None else None, obj.get("meta", {}), Path(path)

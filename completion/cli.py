@@ -189,7 +189,7 @@ def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | N
 
 def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by complete and batch
     """The optimisation options common to `complete` and `batch`."""
-    from .complete import BLENDS, INITS, PERCEPTUAL, WEIGHTINGS, CompletionOptions
+    from .complete import BLENDS, INITS, PERCEPTUAL, PRECISIONS, WEIGHTINGS, CompletionOptions
 
     d = CompletionOptions()
     opts = [
@@ -225,8 +225,27 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             show_default=True,
             help="log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z)).",
         ),
-        click.option("--init", type=click.Choice(INITS), default=d.init, show_default=True),
+        click.option(
+            "--init",
+            type=click.Choice(INITS),
+            default=d.init,
+            show_default=True,
+            help="Starting z: the model's encoder, random, or auto (the encoder when the model has one).",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            default=d.precision,
+            show_default=True,
+            help="Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
+        ),
         click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=0),
+            default=0,
+            help="CPU threads for torch (0: torch's default). 1 is fastest when other work shares the CPU.",
+        ),
         click.option(
             "--mask-convention",
             type=click.Choice(["white-hole", "black-hole"]),
@@ -248,6 +267,9 @@ def build_completer(kw: dict):  # noqa: ANN201
     from .complete import Completer, CompletionOptions
     from .train import resolve_device
 
+    threads = kw.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
     try:
         device = resolve_device(kw.pop("device"))
     except ValueError as e:
@@ -265,6 +287,7 @@ def build_completer(kw: dict):  # noqa: ANN201
                 "weighting",
                 "perceptual",
                 "init",
+                "precision",
                 "seed",
             )
         }

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 PERCEPTUAL = ("log1m", "nonsat")
 BLENDS = ("poisson", "opencv", "none")
 WEIGHTINGS = ("yeh", "plain")
-INITS = ("random", "encoder")
+INITS = ("auto", "random", "encoder")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class CompletionOptions:
     window: int = 7
     restarts: int = 1
     blend: str = "poisson"
-    init: str = "random"
+    init: str = "auto"  # the encoder when the model has one, else random
+    precision: str = "fp32"  # or "bf16" for the networks
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +66,7 @@ class CompletionOptions:
             ("blend", BLENDS),
             ("weighting", WEIGHTINGS),
             ("init", INITS),
+            ("precision", PRECISIONS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
@@ -105,9 +108,12 @@ class Completer:
 
     def __init__(self, model: Model, options: CompletionOptions | None = None) -> None:
         self.model = model
-        self.options = options or CompletionOptions()
-        if self.options.init == "encoder" and model.encoder is None:
-            raise ValueError("init='encoder' needs a model bundle with an encoder")
+        options = options or CompletionOptions()
+        if options.init == "auto":
+            options = replace(options, init="encoder" if model.encoder is not None else "random")
+        if options.init == "encoder" and model.encoder is None:
+            raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
+        self.options = options
 
     @property
     def size(self) -> int:
@@ -141,11 +147,16 @@ class Completer:
         self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample loss and G(z)."""
-        g = self.model.generator(z)
+        # bf16 runs the networks at about twice the speed on CPUs with bf16 units; the loss and z
+        # stay float32.
+        with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16"):
+            g = self.model.generator(z)
+            logits = self.model.discriminator(g) if self.options.lam > 0 else None
+        g = g.float()
         loss = (w * (g - y).abs()).flatten(1).sum(1)
         lam = self.options.lam
-        if lam > 0:
-            logits = self.model.discriminator(g)
+        if logits is not None:
+            logits = logits.float()
             # log(1 - sigmoid(l)) = -softplus(l);  -log sigmoid(l) = softplus(-l)
             perceptual = -F.softplus(logits) if self.options.perceptual == "log1m" else F.softplus(-logits)
             loss = loss + lam * perceptual

@@ -1,9 +1,15 @@
-"""Reading and writing images: one place that turns broken files into ImageError/OutputError."""
+"""Reading and writing images: one place that turns broken files into ImageError/OutputError.
+
+Reading accepts anything Pillow decodes (grey, palette, RGBA, 16-bit, CMYK, TIFF, GIF, ...) and
+returns RGB with the EXIF orientation applied; a file that is not an image, is damaged, or is larger
+than MAX_PIXELS (checked from the header, before any pixel is decoded) is an ImageError naming it.
+Writing goes through a temp file and a rename, so no reader ever sees half a file."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -16,6 +22,31 @@ from .errors import ImageError, OutputError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Refuse images above this many pixels before decoding them (decompression bombs).
 MAX_PIXELS = 100_000_000
+
+# What Pillow raises on damaged image data besides OSError: its decoders and EXIF parser signal
+# broken bytes in many ways. Caught only around opening and decoding a file.
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
+
+# Outputs get the permissions of an ordinary new file (mkstemp's temp files are 0600).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _line(text: str) -> str:
+    """One line: messages from Pillow or the OS sometimes span several."""
+    return " ".join(str(text).split())
 
 
 def is_image_path(path: Path) -> bool:
@@ -33,22 +64,33 @@ def list_images(root: Path) -> list[Path]:
 
 
 def _open(path: Path) -> Image.Image:
+    """Open an image lazily: Pillow reads only the header, so the size is checked before decoding."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, expected an image file")
     try:
-        img = Image.open(path)
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes), not an image")
+        with warnings.catch_warnings():
+            # MAX_PIXELS below is the limit; Pillow's lower warning threshold is not an error here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
     except PermissionError as e:
         raise ImageError(f"{path}: permission denied") from e
+    except Image.DecompressionBombError as e:  # over twice Pillow's limit: refused while opening
+        raise ImageError(_line(f"{path}: image too large, refused before decoding ({e})")) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{path}: not a readable image") from e
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e})") from e
+    except _DECODE_ERRORS as e:
+        raise ImageError(_line(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})")) from e
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{path}: image is {w}x{h} pixels, above the limit of {MAX_PIXELS:,}")
+        img.close()
+        raise ImageError(
+            f"{path}: image is {w}x{h} pixels, above the limit of {MAX_PIXELS:,}; refused before decoding"
+        )
     return img
 
 
@@ -56,27 +98,25 @@ def load_rgb(path: Path, draft_size: int | None = None) -> np.ndarray:
     """Decode an image as HxWx3 uint8 RGB with EXIF orientation applied.
 
     draft_size lets JPEG decoding skip detail below that size (much faster for big photos)."""
-    img = _open(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
-            img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from e
-    return arr
+    with _open(path) as img:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                if draft_size and img.format == "JPEG":
+                    img.draft("RGB", (draft_size, draft_size))
+                return np.asarray(_to_rgb(ImageOps.exif_transpose(img)), dtype=np.uint8)
+        except _DECODE_ERRORS as e:
+            raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grey: scale to 8 bits rather than clip.
-        a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        # 16-bit (or 32-bit) grey: scale to 8 bits rather than clip. I;16 spans 0-65535; I and F do
+        # not say their range, so values that all fit in 0-255 are taken as 8-bit data.
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        top = 65535.0 if img.mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
         img = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img)
@@ -85,45 +125,70 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def load_alpha(path: Path) -> np.ndarray | None:
     """The alpha channel (HxW uint8) of an image that has transparency, else None."""
-    img = _open(path)
-    try:
-        img = ImageOps.exif_transpose(img)
-        if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
-            return None
-        return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from e
+    with _open(path) as img:
+        try:
+            img = ImageOps.exif_transpose(img)
+            if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
+                return None
+            return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
+        except _DECODE_ERRORS as e:
+            raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
 def load_gray(path: Path) -> np.ndarray:
     """Decode an image as HxW uint8 grey (used for masks)."""
-    img = _open(path)
+    with _open(path) as img:
+        try:
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "PA", "F") or img.mode.startswith("I"):
+                img = _to_rgb(img)
+            return np.asarray(img.convert("L"), dtype=np.uint8)
+        except _DECODE_ERRORS as e:
+            raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
+
+
+def output_error(path: Path, e: OSError) -> OutputError:
+    """OutputError for an OSError while writing path, saying which ancestor is in the way if any."""
+    if isinstance(e, (FileExistsError, NotADirectoryError, FileNotFoundError)):
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                return OutputError(f"{path}: cannot write, {parent} is a file, not a folder")
+    return OutputError(_line(f"{path}: cannot write ({e.strerror or e})"))
+
+
+def ensure_folder(path: Path) -> Path:
+    """Create a folder (and its parents) for outputs; OutputError if that is impossible."""
+    path = Path(path)
     try:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "PA") or img.mode.startswith("I"):
-            img = _to_rgb(img)
-        return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from e
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: is a file, expected a folder") from e
+        raise output_error(path, e) from e
+    return path
 
 
 def atomic_write(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) callable
-    """Write via a temp file in the same folder, then rename: readers never see half a file."""
+    """Write via a temp file in the same folder, then rename: readers never see half a file, and a
+    failed or interrupted write leaves no temp file behind. Missing folders are created."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
-    os.close(fd)
+        raise output_error(path, e) from e
     try:
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
         write(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
+            raise output_error(path, e) from e
         raise
 
 

@@ -6,10 +6,12 @@ if it had never stopped, with no RNG state to carry."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .bundle import CHECKPOINT_VERSION, FORMAT, read_file, save_model, write_file
+from .bundle import CHECKPOINT_VERSION, FORMAT, MALFORMED, read_file, save_model, write_file
 from .config import ModelConfig
 from .data import FaceData, select_files
-from .errors import TrainingDiverged
+from .errors import ModelFileError, TrainingDiverged
 from .grid import save_grid
 from .models import Discriminator, Generator
 
@@ -145,6 +147,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return read_file(path, "checkpoint")
 
 
+@contextlib.contextmanager
+def _malformed(path: Path) -> Iterator[None]:
+    """A checkpoint that unpickles but lacks our layout is a ModelFileError naming it."""
+    try:
+        yield
+    except MALFORMED as e:
+        raise ModelFileError(f"{path}: checkpoint does not match its config ({e})".splitlines()[0]) from e
+
+
 def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files."""
     out = Path(opts.out)
@@ -153,8 +164,10 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     ckpt = None
     if resume and ckpt_file.exists():
         ckpt = load_checkpoint(ckpt_file)
-        cfg = ModelConfig.from_dict(ckpt["config"])
-        saved = TrainOptions(**ckpt["options"])
+        with _malformed(ckpt_file):
+            cfg = ModelConfig.from_dict(ckpt["config"])
+            saved = TrainOptions(**ckpt["options"])
+            state = TrainState(**ckpt["state"])
         # What the data and optimisation were stays fixed; how long and where to run may change.
         opts = TrainOptions(
             **{
@@ -163,7 +176,6 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 "out": str(out),
             }
         )
-        state = TrainState(**ckpt["state"])
 
     rank, world, local_rank = _distributed()
     device = resolve_device(opts.device, local_rank)
@@ -178,10 +190,11 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
     if ckpt is not None:
-        G.load_state_dict(ckpt["generator"])
-        D.load_state_dict(ckpt["discriminator"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
+        with _malformed(ckpt_file):
+            G.load_state_dict(ckpt["generator"])
+            D.load_state_dict(ckpt["discriminator"])
+            opt_g.load_state_dict(ckpt["opt_g"])
+            opt_d.load_state_dict(ckpt["opt_d"])
     fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
 
     G_train, D_train = G, D
@@ -324,10 +337,11 @@ def training_meta(
 def export(checkpoint: Path, out: Path) -> None:
     """Write the shippable model bundle (no optimiser state) from a training checkpoint."""
     ckpt = load_checkpoint(Path(checkpoint))
-    cfg = ModelConfig.from_dict(ckpt["config"])
-    G, D = Generator(cfg), Discriminator(cfg)
-    G.load_state_dict(ckpt["generator"])
-    D.load_state_dict(ckpt["discriminator"])
-    meta = dict(ckpt.get("meta", {}))
-    meta["history"] = ckpt["state"]["history"]
+    with _malformed(Path(checkpoint)):
+        cfg = ModelConfig.from_dict(ckpt["config"])
+        G, D = Generator(cfg), Discriminator(cfg)
+        G.load_state_dict(ckpt["generator"])
+        D.load_state_dict(ckpt["discriminator"])
+        meta = dict(ckpt.get("meta", {}))
+        meta["history"] = ckpt["state"]["history"]
     save_model(out, cfg, G, D, None, meta)
