@@ -34,8 +34,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .complete import Completer, Completion
-from .errors import CompletionError, ImageError, OutputError
-from .imageio import is_image_path, load_gray, save_image
+from .errors import CompletionError, ImageError
+from .imageio import is_image_path, load_gray, output_error, save_image
 from .inputs import load_pair
 
 log = logging.getLogger(__name__)
@@ -257,13 +257,17 @@ class _ReportWriter:
             _StaleTemps().remove_for(self.path)
             fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         except OSError as e:
-            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from e
+            raise output_error(self.path, e) from e
         self.f = os.fdopen(fd, "w", encoding="utf-8")
         self.f.write('{"images": [')
         self.first = True
 
     def add(self, entry: dict[str, Any]) -> None:
-        self.f.write(("\n  " if self.first else ",\n  ") + json.dumps(entry))
+        try:
+            self.f.write(("\n  " if self.first else ",\n  ") + json.dumps(entry))
+        except OSError as e:  # e.g. the disk is full: the run stops, the temp file goes
+            self.abort()
+            raise output_error(self.path, e) from e
         self.first = False
 
     def finish(self, totals: dict[str, Any]) -> None:
@@ -274,10 +278,11 @@ class _ReportWriter:
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.abort()
-            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from e
+            raise output_error(self.path, e) from e
 
     def abort(self) -> None:
-        self.f.close()
+        with contextlib.suppress(OSError):
+            self.f.close()
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 
@@ -379,7 +384,7 @@ def run_batch(
             out = out_dir / job.output
             stale.remove_for(out)
             if out.exists():
-                if _same_file(out, job.image) or _same_file(out, job.mask):
+                if _same_file(out, job.image) or _same_file(out, job.mask or mask):
                     run.record(job.rel, "failed", error=f"output {out} is an input file", image=job.image)
                 elif overwrite:
                     pending.append((job, out))

@@ -69,7 +69,8 @@ def read_file(path: Path, kind: str) -> dict[str, Any]:
         if found:
             what = found.group(1) or found.group(2)
             raise ModelFileError(
-                f"{path}: refused, the file holds code or objects other than weights ({what}); nothing was run"
+                f"{path}: refused, the file holds code or objects other than weights ({what}); "
+                "nothing was run"
             ) from e
         raise ModelFileError(f"{path}: corrupt or truncated model file") from e
     except Exception as e:  # damaged bytes also surface as IndexError, KeyError, TypeError, ...

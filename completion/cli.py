@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def _crop_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which compare as inside any range)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
 def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
     """Library errors -> one line on stderr and exit 1; Ctrl-C -> short message, exit 130."""
 
@@ -38,7 +51,7 @@ def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
         except CompletionError as e:
             if debug:
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo("error: " + " ".join(str(e).split()), err=True)  # always one line
             sys.exit(1)
         except KeyboardInterrupt:
             if debug:
@@ -72,7 +85,7 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True)
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=2e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
 @click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True, help="Generator width.")
@@ -86,9 +99,9 @@ def _model_path(model: Path | None) -> Path:
 )
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--label-smoothing", type=FiniteRange(0, 0.5), default=0.0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True)
+@click.option("--checkpoint-minutes", type=FiniteRange(min=0), default=10.0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
@@ -154,6 +167,8 @@ def export(checkpoint: Path, out: Path) -> None:
 
     if checkpoint.is_dir():
         checkpoint = checkpoint_path(checkpoint)
+    if _same_file(out, checkpoint):
+        raise click.UsageError(f"--out {out} would overwrite the checkpoint")
     run_export(checkpoint, out)
     log.info("wrote %s", out)
 
@@ -203,7 +218,7 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
         ),
         click.option(
             "--lam",
-            type=click.FloatRange(min=0),
+            type=FiniteRange(min=0),
             default=d.lam,
             show_default=True,
             help="Weight of the perceptual (discriminator) loss.",
@@ -215,7 +230,7 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             show_default=True,
             help="Independent z per image; the lowest final loss is kept.",
         ),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d.lr, show_default=True),
+        click.option("--lr", type=FiniteRange(min=0, min_open=True), default=d.lr, show_default=True),
         click.option("--blend", type=click.Choice(BLENDS), default=d.blend, show_default=True),
         click.option("--weighting", type=click.Choice(WEIGHTINGS), default=d.weighting, show_default=True),
         click.option(
@@ -362,7 +377,7 @@ def complete(
     import numpy as np
 
     from .data import resize
-    from .imageio import save_image
+    from .imageio import atomic_write, save_image
     from .inputs import load_pair
     from .photo import complete_photo_full
 
@@ -377,6 +392,13 @@ def complete(
     convention = kw.pop("mask_convention")
     completer = build_completer(kw)
     img, known = load_pair(image, mask, mask_type, convention, seed=completer.options.seed)
+    h, w = img.shape[:2]
+    if box is not None and (box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0):
+        raise click.BadParameter(
+            f"{box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image {image}", param_hint="--box"
+        )
+    if not known.any():
+        log.warning("%s: the mask covers the whole image: completed from the model's prior alone", image)
     s = completer.size
     aligned = aligned or (box is None and img.shape[:2] == (s, s))
 
@@ -396,7 +418,12 @@ def complete(
         for it, frame in frames:
             save_image(steps_dir / f"step_{it:05d}.png", frame)
         gif = [Image.fromarray(resize(f, 128)) for _, f in frames]
-        gif[0].save(steps_dir / "steps.gif", save_all=True, append_images=gif[1:], duration=80, loop=0)
+        atomic_write(
+            steps_dir / "steps.gif",
+            lambda tmp: gif[0].save(
+                tmp, format="GIF", save_all=True, append_images=gif[1:], duration=80, loop=0
+            ),
+        )
     if concat and res.crop is not None:
         from .photo import warp_to_model
 
@@ -411,7 +438,7 @@ def complete(
 @main.command()
 @click.option("--type", "mask_type", required=True, callback=_mask_type_option, help="Mask type (see below).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=click.IntRange(min=1), default=64, show_default=True, help="Side in pixels.")
+@click.option("--size", type=click.IntRange(1, 10000), default=64, show_default=True, help="Side in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--mask-convention",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
 import tempfile
 import warnings
@@ -80,11 +81,19 @@ def _open(path: Path) -> Image.Image:
     except PermissionError as e:
         raise ImageError(f"{path}: permission denied") from e
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: refused while opening
-        raise ImageError(_line(f"{path}: image too large, refused before decoding ({e})")) from e
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(n.group(1)):,} pixels" if n else "too many pixels"
+        raise ImageError(
+            f"{path}: image has {size}, above the limit of {MAX_PIXELS:,}; refused before decoding"
+        ) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{path}: not a readable image") from e
+    except OSError as e:
+        if e.errno is not None:  # the file system's error, not a damaged file
+            raise ImageError(_line(f"{path}: cannot read ({e.strerror or e})")) from e
+        raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
     except _DECODE_ERRORS as e:
-        raise ImageError(_line(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})")) from e
+        raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
     w, h = img.size
     if w * h > MAX_PIXELS:
         img.close()

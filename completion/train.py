@@ -10,6 +10,8 @@ import contextlib
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +30,7 @@ from .config import ModelConfig
 from .data import FaceData, select_files
 from .errors import ModelFileError, TrainingDiverged
 from .grid import save_grid
+from .imageio import ensure_folder
 from .models import Discriminator, Generator
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,37 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return read_file(path, "checkpoint")
 
 
+class _DeferredInterrupt:
+    """Holds a first Ctrl-C (SIGINT) until check() is called between training steps, so a step is
+    never cut in half; a second Ctrl-C interrupts at once. Only in the main thread of a single
+    process (under torchrun every rank must stop at the same step, which this cannot promise)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.pending = False
+        self.previous = None
+        if (
+            enabled
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+        log.warning("stopping after this step (Ctrl-C again to stop at once)")
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
 @contextlib.contextmanager
 def _malformed(path: Path) -> Iterator[None]:
     """A checkpoint that unpickles but lacks our layout is a ModelFileError naming it."""
@@ -232,7 +266,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
         )
 
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_folder(out)
         log.info(
             "training on %d images (%s), %d batches/epoch x %d process(es), device %s",
             len(data),
@@ -246,6 +280,8 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     base_wall = state.wall_seconds
     sums = {k: 0.0 for k in ("loss_d", "loss_g", "d_x", "d_gz")}
     n_sum = 0
+    # Ctrl-C takes effect between steps, so the checkpoint written on the way out is consistent.
+    stop = _DeferredInterrupt(enabled=world == 1)
     try:
         while state.epoch < opts.epochs:
             order = data.epoch_order(opts.seed, state.epoch, rank, world)
@@ -293,6 +329,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 ):
                     save(state)
                     last_save = time.monotonic()
+                stop.check()
             bar.close()
             state.epoch += 1
             state.step = 0
@@ -305,6 +342,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 save_grid(out / f"samples_epoch_{state.epoch:03d}.png", grid)
             save(state)
             last_save = time.monotonic()
+            stop.check()
     except KeyboardInterrupt:
         state.wall_seconds = base_wall + time.monotonic() - t_start
         save(state)
@@ -312,6 +350,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
             log.warning("interrupted: checkpoint written to %s; rerun with --resume to continue", ckpt_file)
         raise
     finally:
+        stop.restore()
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return ckpt_file
