@@ -1,0 +1,92 @@
+"""The fast path against the published recipe, on the same validation faces and model.
+
+1. published: random z in [-1, 1], Adam lr 0.01 betas (0.9, 0.999), lambda 0.1 with the
+   non-saturating perceptual loss, 1500 iterations, Yeh's window-7 weights, no blending, no
+   restarts (bamos/dcgan-completion.tensorflow);
+2. the project's defaults (CompletionOptions()).
+
+Per mask type: PSNR (whole, hole), SSIM, seconds per image in a batch and for a single image, and
+the speed ratio.
+
+    python benchmarks/fast.py --n 64 [--mask-types ...] [--published-iterations 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from completion.bundle import default_model_path, load_model
+from completion.complete import Completer, CompletionOptions
+from completion.data import select_files
+from completion.evaluate import load_faces
+from completion.masks import make_mask
+from completion.metrics import psnr, ssim
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
+MASK_TYPES = "center,left,right,top,bottom,random:0.8,pattern,grid:4,lowres:4,eyes,mouth"
+
+
+def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray], batch: int):  # noqa: ANN201
+    inputs = [np.where(k[..., None], f, 0).astype(np.uint8) for f, k in zip(faces, knowns, strict=True)]
+    outs = []
+    t0 = time.perf_counter()
+    for s in range(0, len(faces), batch):
+        outs += [
+            c.image
+            for c in completer.complete_many(
+                list(zip(inputs[s : s + batch], knowns[s : s + batch], strict=True))
+            )
+        ]
+    per_image = (time.perf_counter() - t0) / len(faces)
+    t0 = time.perf_counter()
+    completer.complete(inputs[0], knowns[0])
+    single = time.perf_counter() - t0
+    p = np.mean([psnr(f, o) for f, o in zip(faces, outs, strict=True)])
+    ph = np.mean([psnr(f, o, ~k) for f, o, k in zip(faces, outs, knowns, strict=True)])
+    s = np.mean([ssim(f, o) for f, o in zip(faces, outs, strict=True)])
+    return p, ph, s, per_image, single
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--mask-types", default=MASK_TYPES)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--published-iterations", type=int, default=1500)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    size = model.config.image_size
+    faces = load_faces(select_files(SHARED, 9000, args.n), size, model.config.crop)
+    published = Completer(
+        model,
+        CompletionOptions(
+            iterations=args.published_iterations, lr=0.01, lam=0.1, perceptual="nonsat", weighting="yeh",
+            restarts=1, blend="none", init="random",
+        ),
+    )  # fmt: skip
+    ours = Completer(model)
+    print(f"{len(faces)} validation faces; published: {published.options}\nours: {ours.options}")
+    print("| mask | method | PSNR | PSNR hole | SSIM | s/img (batch) | s (single) | speed-up (batch) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for mt in args.mask_types.split(","):
+        knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
+        a = run(published, faces, knowns, args.batch_size)
+        b = run(ours, faces, knowns, args.batch_size)
+        for name, r in (("published", a), ("ours", b)):
+            ratio = a[3] / r[3]
+            print(f"| {mt} | {name} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.4f} | {r[3]:.3f} | {r[4]:.2f} | {ratio:.1f}x |",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
