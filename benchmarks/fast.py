@@ -84,8 +84,8 @@ def main() -> None:
         b = run(ours, faces, knowns, args.batch_size)
         for name, r in (("published", a), ("ours", b)):
             ratio = a[3] / r[3]
-            print(f"| {mt} | {name} | {r[0]:.2f} | {r[1]:.2f} | {r[2]:.4f} | {r[3]:.3f} | {r[4]:.2f} | {ratio:.1f}x |",
-                  flush=True)  # fmt: skip
+            cells = [mt, name, f"{r[0]:.2f}", f"{r[1]:.2f}", f"{r[2]:.4f}", f"{r[3]:.3f}", f"{r[4]:.2f}"]
+            print("| " + " | ".join(cells) + f" | {ratio:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":
