@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,18 @@ from .imageio import load_alpha, load_rgb
 from .masks import load_mask, make_mask, mask_from_alpha
 
 log = logging.getLogger(__name__)
+
+_said: set[tuple[str, int, int]] = set()
+_said_lock = threading.Lock()
+
+
+def _first_time(key: tuple[str, int, int]) -> bool:
+    """True once per key: a mask shared by a whole batch is said to be resized once, not per image."""
+    with _said_lock:
+        if key in _said:
+            return False
+        _said.add(key)
+        return True
 
 
 def load_pair(
@@ -29,7 +42,7 @@ def load_pair(
     h, w = image.shape[:2]
     if mask_path is not None:
         known, resized = load_mask(Path(mask_path), h, w, convention)
-        if resized:
+        if resized and _first_time((str(mask_path), h, w)):
             log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
     elif mask_type is not None:
         known = make_mask(mask_type, h, w, seed=seed)

@@ -151,19 +151,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 class _DeferredInterrupt:
-    """Holds a first Ctrl-C (SIGINT) until check() is called between training steps, so a step is
-    never cut in half; a second Ctrl-C interrupts at once. Only in the main thread of a single
-    process (under torchrun every rank must stop at the same step, which this cannot promise)."""
+    """Holds a first Ctrl-C (SIGINT) or SIGTERM until check() is called between training steps, so
+    a step is never cut in half and a checkpoint is written; a second signal interrupts at once.
+    SIGTERM matters for runs started in the background (nohup ... &), where SIGINT is ignored.
+    Only in the main thread of a single process (under torchrun every rank must stop at the same
+    step, which this cannot promise)."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.pending = False
-        self.previous = None
-        if (
-            enabled
-            and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.previous: dict[int, object] = {}
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            return
+        for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(sig) is default:
+                self.previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.pending:
@@ -176,9 +177,9 @@ class _DeferredInterrupt:
             raise KeyboardInterrupt
 
     def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
 
 @contextlib.contextmanager
