@@ -316,6 +316,7 @@ class _Run:
     stats: BatchReport
     writer: _ReportWriter | None
     bar: Any = None
+    aligned: bool = False  # see Completer.complete_many
 
     def record(
         self,
@@ -360,8 +361,12 @@ def run_batch(
     failures: Iterable[Failure] = (),
     report: Path | None = None,
     progress: bool = True,
+    aligned: bool = False,
 ) -> BatchReport:
     """Complete every job into out_dir, batch_size images per optimisation batch.
+
+    Images at the model's size, or all with aligned=True, use the canonical crop; other photos
+    have their face found and the completion pasted back (see Completer.complete_many).
 
     A job without its own mask uses `mask` (a file), else `mask_type`, else the image's
     transparency. Failures found while pairing are reported as such. Bad inputs are logged, skipped
@@ -373,7 +378,11 @@ def run_batch(
     out_dir = Path(out_dir)
     seed = completer.options.seed
     start = time.perf_counter()
-    run = _Run(BatchReport(report_path=report), _ReportWriter(report) if report is not None else None)
+    run = _Run(
+        BatchReport(report_path=report),
+        _ReportWriter(report) if report is not None else None,
+        aligned=aligned,
+    )
     try:
         for f in failures:
             run.record(f.rel, "failed", error=f.error, image=f.image)
@@ -465,7 +474,11 @@ def _complete(completer: Completer, items: list, run: _Run) -> list[tuple[Job, P
     """Complete a chunk in one tensor batch; if that fails, each image alone, so one bad item
     cannot take the others with it."""
     try:
-        res = completer.complete_many([(img, known) for _, _, img, known in items])
+        res = completer.complete_many(
+            [(img, known) for _, _, img, known in items],
+            aligned=run.aligned,
+            names=[str(job.image) for job, _, _, _ in items],
+        )
         return [(job, out, r) for (job, out, _, _), r in zip(items, res, strict=True)]
     except CompletionError as e:
         if len(items) == 1:
@@ -475,7 +488,8 @@ def _complete(completer: Completer, items: list, run: _Run) -> list[tuple[Job, P
     done = []
     for job, out, img, known in items:
         try:
-            done.append((job, out, completer.complete(img, known)))
+            one = completer.complete_many([(img, known)], aligned=run.aligned, names=[str(job.image)])
+            done.append((job, out, one[0]))
         except CompletionError as e:
             run.record(job.rel, "failed", error=_message(job.image, e), image=job.image)
     return done

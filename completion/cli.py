@@ -399,9 +399,6 @@ def complete(
         )
     if not known.any():
         log.warning("%s: the mask covers the whole image: completed from the model's prior alone", image)
-    s = completer.size
-    aligned = aligned or (box is None and img.shape[:2] == (s, s))
-
     steps: list[tuple[int, torch.Tensor]] = []
     res = complete_photo_full(
         completer, img, known, box=box, aligned=aligned, name=str(image),
@@ -632,6 +629,12 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
     help="I/N: process only files I, I+N, I+2N, ... of the sorted list (0 <= I < N); under "
     "torchrun, RANK/WORLD_SIZE by default.",
 )
+@click.option(
+    "--aligned",
+    is_flag=True,
+    help="The images are aligned face crops: no detection, canonical crop (images at the model's "
+    "size always are).",
+)
 @click.option("--no-progress", is_flag=True)
 @completion_options
 @handle_errors
@@ -645,6 +648,7 @@ def batch_command(
     overwrite: bool,
     report: Path | None,
     shard: tuple[int, int] | None,
+    aligned: bool,
     no_progress: bool,
     **kw,
 ) -> None:  # noqa: ANN003
@@ -676,6 +680,7 @@ def batch_command(
         failures=failures,
         report=report,
         progress=not no_progress and not (from_env and index > 0),
+        aligned=aligned,
     )
     quiet = click.get_current_context().find_root().params.get("quiet", False)
     if result.failed or not quiet:

@@ -13,19 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blend import poisson_blend, seamless_clone
 from .bundle import Model
-from .config import parse_crop
-from .data import center_crop_box, resize
 from .errors import MaskError
-from .grid import to_uint8
 from .masks import yeh_weights
+
+if TYPE_CHECKING:
+    from .photo import Box, Framing
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +81,16 @@ class Optimised:
 
 
 @dataclass
-class Prepared:
-    """One input mapped to the model's framing."""
-
-    image: np.ndarray  # the input, HxWx3 uint8
-    known: np.ndarray  # HxW bool at the input's size
-    box: tuple[int, int, int, int]  # x, y, w, h of the region given to the model
-    y: torch.Tensor  # (3, S, S) in [-1, 1]
-    m: torch.Tensor  # (1, S, S), 1 = known
-
-
-@dataclass
 class Completion:
-    image: np.ndarray  # completed, input's size, uint8; known pixels bit-identical to the input
-    generated: np.ndarray  # G(z*) at model size, uint8
-    masked: np.ndarray  # the model-size input with the hole shown grey, uint8
+    """One completed image and, when it had a hole, the model-size intermediates."""
+
+    image: np.ndarray  # completed, the input's size, uint8; bit-identical to the input outside the hole
     loss: float
+    framing: Framing | None = None  # where the model's crop lies in the input
+    crop: np.ndarray | None = None  # the model-size view of the input, SxSx3 uint8
+    known: np.ndarray | None = None  # SxS bool, the model-size known mask
+    generated: np.ndarray | None = None  # G(z*) at model size, uint8
+    outside: int = 0  # hole pixels outside the crop, filled by OpenCV inpainting
 
 
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -203,93 +196,54 @@ class Completer:
 
     # -- images of any size -------------------------------------------------------------------
 
-    def prepare(self, image: np.ndarray, known: np.ndarray) -> Prepared:
-        """Map an image and its mask to the model's input: at model size as is, else the crop."""
-        if image.shape[:2] != known.shape:
-            raise MaskError(
-                f"mask is {known.shape[1]}x{known.shape[0]} but the image is "
-                f"{image.shape[1]}x{image.shape[0]}"
-            )
-        h, w = known.shape
-        s = self.size
-        if (h, w) == (s, s):
-            box = (0, 0, w, h)
-        else:
-            frac = parse_crop(self.model.config.crop)
-            if frac is None:
-                box = (0, 0, w, h)
-            else:
-                x0, y0, side = center_crop_box(w, h, frac)
-                box = (x0, y0, side, side)
-        x0, y0, bw, bh = box
-        crop = image[y0 : y0 + bh, x0 : x0 + bw]
-        hole = (~known[y0 : y0 + bh, x0 : x0 + bw]).astype(np.float32)
-        # A model pixel counts as known only if every input pixel under it is known, so hole
-        # content never leaks into the optimisation target.
-        hole_s = cv2.resize(hole, (s, s), interpolation=cv2.INTER_AREA) if (bw, bh) != (s, s) else hole
-        m = torch.from_numpy((hole_s < 1e-6).astype(np.float32))[None]
-        y = torch.from_numpy(resize(crop, s).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
-        return Prepared(image, known, box, y * m, m)
-
-    def finish(self, p: Prepared, generated: torch.Tensor) -> np.ndarray:
-        """Paste G(z*) into the input's hole at the input's resolution, blended."""
-        x0, y0, bw, bh = p.box
-        gen = to_uint8(generated)
-        gen = resize(gen, (bw, bh)).astype(np.float64)
-        out = p.image.copy()
-        hole_all = ~p.known
-        region = hole_all[y0 : y0 + bh, x0 : x0 + bw]
-        target = p.image[y0 : y0 + bh, x0 : x0 + bw].astype(np.float64)
-        if self.options.blend == "poisson":
-            filled = poisson_blend(target, gen, region)
-        elif self.options.blend == "opencv":
-            filled = seamless_clone(target, gen, region)
-        else:
-            filled = gen
-        crop_out = out[y0 : y0 + bh, x0 : x0 + bw]
-        crop_out[region] = np.clip(np.rint(filled[region]), 0, 255).astype(np.uint8)
-        outside = hole_all.copy()
-        outside[y0 : y0 + bh, x0 : x0 + bw] = False
-        if outside.any():
-            log.warning(
-                "%d hole pixels lie outside the face crop; filled them with OpenCV inpainting",
-                int(outside.sum()),
-            )
-            painted = cv2.inpaint(out, outside.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-            out[outside] = painted[outside]
-        return out
-
     def complete_many(
         self,
         items: list[tuple[np.ndarray, np.ndarray]],
         callback: StepCallback | None = None,
         every: int = 0,
+        aligned: bool = True,
+        box: Box | None = None,
+        names: list[str] | None = None,
     ) -> list[Completion]:
-        """Complete (image HxWx3 uint8, known HxW bool) pairs together in one batch."""
-        prepared = [self.prepare(img, known) for img, known in items]
-        results: list[Completion | None] = [None] * len(prepared)
-        todo = []
-        for i, p in enumerate(prepared):
-            if p.known.all():
-                log.warning("the mask has no hole: the output equals the input")
-                results[i] = Completion(p.image.copy(), to_uint8(p.y), to_uint8(p.y), 0.0)
-            else:
-                todo.append(i)
-        if todo:
-            y = torch.stack([prepared[i].y for i in todo])
-            m = torch.stack([prepared[i].m for i in todo])
+        """Complete (image HxWx3 uint8, known HxW bool) pairs together in one tensor batch.
+
+        An image at the model's size is used as is. Otherwise, with aligned=True the canonical
+        centre crop is completed; with aligned=False the face is found (or taken from `box`),
+        framed as in training, and the result pasted back into the hole at full resolution."""
+        from .photo import frame_input, paste_back  # photo builds on this module
+
+        s, crop = self.size, self.model.config.crop
+        names = names or [f"image {i + 1}" for i in range(len(items))]
+        results: list[Completion | None] = [None] * len(items)
+        framed = []
+        for i, ((image, known), name) in enumerate(zip(items, names, strict=True)):
+            if image.shape[:2] != known.shape:
+                raise MaskError(
+                    f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is "
+                    f"{image.shape[1]}x{image.shape[0]}"
+                )
+            if known.all():
+                log.warning("%s: the mask has no hole: the output equals the input", name)
+                results[i] = Completion(image.copy(), 0.0)
+                continue
+            as_is = aligned or (box is None and image.shape[:2] == (s, s))
+            framed.append((i, *frame_input(image, known, s, crop, box, as_is, name)))
+        if framed:
+            m = torch.stack([torch.from_numpy(kn.astype(np.float32))[None] for _, _, _, kn in framed])
+            y = torch.stack(
+                [torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1) for _, _, v, _ in framed]
+            )
+            y = (y / 127.5 - 1) * m  # the hole's old content never reaches the optimisation
             if (m == 0).all(dim=(1, 2, 3)).any():
                 log.warning("an image is all hole: it is completed from the model's prior alone")
             opt = self.optimise(y, m, callback, every)
-            for j, i in enumerate(todo):
-                p = prepared[i]
-                masked = to_uint8(p.y * p.m + (1 - p.m) * 0.0)
-                results[i] = Completion(
-                    self.finish(p, opt.generated[j].cpu()),
-                    to_uint8(opt.generated[j]),
-                    masked,
-                    float(opt.loss[j]),
-                )
+            for j, (i, framing, view, kn) in enumerate(framed):
+                image, known = items[i]
+                g = ((opt.generated[j].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0)
+                gen_f = g.numpy().astype(np.float32)
+                out, outside = paste_back(image, ~known, framing, gen_f, self.options.blend, names[i])
+                generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
+                results[i] = Completion(out, float(opt.loss[j]), framing, view, kn, generated, outside)
         return results  # type: ignore[return-value]
 
     def complete(
@@ -298,9 +252,10 @@ class Completer:
         known: np.ndarray,
         callback: StepCallback | None = None,
         every: int = 0,
+        aligned: bool = True,
     ) -> Completion:
         """Complete one image (HxWx3 uint8) whose mask `known` (HxW bool) is True where known."""
-        return self.complete_many([(image, known)], callback, every)[0]
+        return self.complete_many([(image, known)], callback, every, aligned)[0]
 
     def with_options(self, **changes: object) -> Completer:
         return Completer(self.model, replace(self.options, **changes))

@@ -19,16 +19,18 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from .blend import poisson_blend, seamless_clone
-from .complete import Completer, StepCallback
 from .config import parse_crop
 from .data import center_crop_box
 from .errors import ImageError, MaskError
+
+if TYPE_CHECKING:
+    from .complete import Completer, Completion, StepCallback
 
 log = logging.getLogger(__name__)
 
@@ -382,17 +384,42 @@ def choose_framing(
 # -- completion -----------------------------------------------------------------------------------
 
 
-@dataclass
-class PhotoCompletion:
-    """complete_photo's result with its intermediates; all but image are None without a hole."""
+def frame_input(
+    image: np.ndarray,
+    known: np.ndarray,
+    size: int,
+    crop: str,
+    box: Box | None = None,
+    aligned: bool = False,
+    name: str = "image",
+) -> tuple[Framing, np.ndarray, np.ndarray]:
+    """Choose the face crop for an image with a hole and warp both to the model's size.
 
-    image: np.ndarray  # the completed photo, the input's size; bit-identical outside the hole
-    framing: Framing | None  # where the model's crop lies in the photo
-    crop: np.ndarray | None  # the model-size view of the input (SxSx3 uint8)
-    known: np.ndarray | None  # SxS bool, the model-size known mask
-    generated: np.ndarray | None  # G(z*) at model size, uint8
-    loss: float
-    outside: int  # hole pixels outside the crop, filled by OpenCV inpainting
+    Returns (framing, SxSx3 uint8 view, SxS bool known mask). Raises MaskError when the hole
+    misses the crop or is bigger than it, ImageError when no face is found."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
+    if image.shape[:2] != known.shape:
+        raise MaskError(
+            f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    hole = ~known.astype(bool)
+    framing = choose_framing(image, hole, size, crop, box, aligned, name)
+    if _hole_inside(hole, framing) == 0:
+        raise MaskError(
+            f"{name}: the hole lies outside the face crop (centre {framing.cx:.0f},{framing.cy:.0f}, "
+            f"side {framing.width:.0f}); draw it over the face"
+        )
+    n_hole = int(hole.sum())
+    if n_hole > framing.area:
+        raise MaskError(
+            f"{name}: the hole ({n_hole} px) is bigger than the face crop "
+            f"({round(framing.width)}x{round(framing.height)} = {round(framing.area)} px); "
+            "draw a smaller hole, or give the whole face with --box"
+        )
+    view, kn = warp_to_model(image, known, framing)
+    return framing, view, kn
 
 
 def complete_photo_full(
@@ -404,47 +431,13 @@ def complete_photo_full(
     name: str = "image",
     callback: StepCallback | None = None,
     every: int = 0,
-) -> PhotoCompletion:
-    """complete_photo with its intermediate results (crop, mask and G(z*) at model size).
+) -> Completion:
+    """complete_photo with its intermediate results (framing, crop, mask and G(z*) at model size).
 
     callback(iteration, G(z)) is called every `every` optimisation steps (for --save-steps)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
-    if image.shape[:2] != known.shape:
-        raise MaskError(
-            f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is "
-            f"{image.shape[1]}x{image.shape[0]}"
-        )
-    hole = ~known.astype(bool)
-    n_hole = int(hole.sum())
-    if n_hole == 0:
-        log.warning("%s: the mask has no hole: the output equals the input", name)
-        return PhotoCompletion(image.copy(), None, None, None, None, 0.0, 0)
-    s = completer.size
-    framing = choose_framing(image, hole, s, completer.model.config.crop, box, aligned, name)
-    inside = _hole_inside(hole, framing)
-    if inside == 0:
-        raise MaskError(
-            f"{name}: the hole lies outside the face crop (centre {framing.cx:.0f},{framing.cy:.0f}, "
-            f"side {framing.width:.0f}); draw it over the face"
-        )
-    if n_hole > framing.area:
-        raise MaskError(
-            f"{name}: the hole ({n_hole} px) is bigger than the face crop "
-            f"({round(framing.width)}x{round(framing.height)} = {round(framing.area)} px); "
-            "draw a smaller hole, or give the whole face with --box"
-        )
-
-    crop, kn = warp_to_model(image, known, framing)
-    m = torch.from_numpy(kn.astype(np.float32))[None]
-    y = torch.from_numpy(crop.astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
-    opt = completer.optimise((y * m)[None], m[None], callback, every)
-    g = opt.generated[0].detach().float().cpu().clamp(-1, 1)
-    gen_f = ((g + 1) * 127.5).permute(1, 2, 0).numpy().astype(np.float32)
-    generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
-
-    out, outside = paste_back(image, hole, framing, gen_f, completer.options.blend, name)
-    return PhotoCompletion(out, framing, crop, kn, generated, float(opt.loss[0]), outside)
+    return completer.complete_many([(image, known)], callback, every, aligned=aligned, box=box, names=[name])[
+        0
+    ]
 
 
 def paste_back(

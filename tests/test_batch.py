@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from completion import photo
 from completion.batch import Job, pair_files, parse_shard, run_batch, shard, shard_from_env
 from completion.bundle import load_model, save_model
 from completion.cli import main
@@ -139,7 +140,8 @@ def test_batch_folder(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Pa
     images, masks = folder
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = ["batch", "--images", images, "--masks", masks, "--out", out, "--model", tiny_bundle,
-            "--iterations", "2", "--batch-size", "3", "--report", report, "--no-progress"]  # fmt: skip
+            "--iterations", "2", "--batch-size", "3", "--report", report, "--no-progress",
+            "--aligned"]  # fmt: skip
     with caplog.at_level("WARNING", logger="completion"):
         r = run_cli(*args)
     assert r.exit_code == 1, r.output
@@ -252,7 +254,8 @@ def test_shards_partition(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path
     for i in range(2):
         rep = tmp_path / f"r{i}.json"
         r = run_cli("batch", "--images", images, "--masks", masks, "--out", out, "--model", tiny_bundle,
-                    "--iterations", "1", "--shard", f"{i}/2", "--report", rep, "--no-progress")  # fmt: skip
+                    "--iterations", "1", "--shard", f"{i}/2", "--report", rep, "--no-progress",
+                    "--aligned")  # fmt: skip
         assert r.exit_code in (0, 1), r.output
         totals.append(json.loads(rep.read_text()))
     assert outputs(out) == set(GOOD.values())
@@ -284,14 +287,14 @@ def test_one_bad_item_does_not_sink_its_chunk(tiny_bundle: Path, tmp_path: Path,
     for i in range(4):
         _save(images / f"{i}.png", np.zeros((32, 32, 3), np.uint8) if i == 2 else _face(rng, 32, 32))
     completer = Completer(load_model(tiny_bundle), CompletionOptions(iterations=1))
-    prepare = Completer.prepare
+    frame_input = photo.frame_input
 
-    def picky(self, image, known):  # noqa: ANN001, ANN202
+    def picky(image, known, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         if not image.any():
             raise MaskError("all black")
-        return prepare(self, image, known)
+        return frame_input(image, known, *args, **kwargs)
 
-    monkeypatch.setattr(Completer, "prepare", picky)
+    monkeypatch.setattr(photo, "frame_input", picky)
     jobs, failures = pair_files(images)
     assert all(isinstance(j, Job) and j.mask is None for j in jobs) and not failures
     rep = run_batch(completer, jobs, tmp_path / "out", batch_size=4, mask_type="center", progress=False)
