@@ -46,6 +46,7 @@ SETTINGS = {
     "encoder_lam10_nonsat": {"init": "encoder", "lam": 10.0, "perceptual": "nonsat"},
     "encoder_plain": {"init": "encoder", "weighting": "plain"},
     "encoder_r4": {"init": "encoder", "restarts": 4},
+    "random_r4": {"init": "random", "restarts": 4},
     "encoder_bf16": {"init": "encoder", "precision": "bf16"},
     "encoder_lr003_bf16": {"init": "encoder", "lr": 0.003, "precision": "bf16"},
 }
