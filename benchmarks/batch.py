@@ -87,7 +87,7 @@ def single_path(completer: Completer, images: Path, out: Path) -> tuple[int, flo
 def batch_path(completer: Completer, images: Path, out: Path, batch_size: int) -> tuple[int, float]:
     t0 = time.perf_counter()
     jobs, _ = pair_files(images)
-    rep = run_batch(completer, jobs, out, batch_size, mask_type=MASK, progress=False)
+    rep = run_batch(completer, jobs, out, batch_size, mask_type=MASK, progress=False, aligned=True)
     assert rep.failed == 0, rep.failures
     return rep.done, time.perf_counter() - t0
 
@@ -98,7 +98,7 @@ def peak_rss(
     """(peak RSS in MiB, seconds) of one `completion batch` subprocess."""
     cmd = [sys.executable, "-m", "completion", "-q", "batch", "--images", str(images), "--out", str(out),
            "--mask-type", MASK, "--model", str(model), "--iterations", str(iterations), "--blend", "none",
-           "--batch-size", str(batch_size), "--no-progress"]  # fmt: skip
+           "--batch-size", str(batch_size), "--no-progress", "--aligned"]  # fmt: skip
     t0 = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)
