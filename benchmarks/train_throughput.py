@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from completion.config import ModelConfig
 from completion.data import decode_all, select_files
-from completion.train import prepare_batch, step_generator, train_step
+from completion.train import make_optimizers, prepare_batch, step_generator, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
@@ -146,7 +146,8 @@ class Reference:
 class Project:
     name = "project"
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, precision: str = "fp32") -> None:
+        self.precision = precision
         from completion.models import Discriminator, Generator
 
         torch.manual_seed(0)
@@ -154,15 +155,14 @@ class Project:
         self.device = torch.device("cpu")
         self.G = Generator(cfg).to(memory_format=torch.channels_last)
         self.D = Discriminator(cfg).to(memory_format=torch.channels_last)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=LR, betas=(BETA1, 0.999))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=LR, betas=(BETA1, 0.999))
+        self.opt_g, self.opt_d = make_optimizers(self.G, self.D, LR, BETA1)
         self.i = 0
 
     def step(self, batch: torch.Tensor) -> None:
         gen = step_generator(0, 0, 0, self.i)
         real = prepare_batch(batch, gen, self.device, True)
         z = (torch.rand(real.shape[0], self.cfg.nz, generator=gen) * 2 - 1).to(self.device)
-        m = train_step(self.G, self.D, self.D, self.opt_g, self.opt_d, real, z, 0.0)
+        m = train_step(self.G, self.D, self.D, self.opt_g, self.opt_d, real, z, 0.0, self.precision)
         _ = {k: float(v) for k, v in m.items()}  # train() reads every metric each step
         self.i += 1
 
@@ -232,7 +232,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s), data: {source}")
     print(f"model: {cfg.image_size}x{cfg.image_size}, ngf=ndf={args.width}, batch {args.batch_size}")
 
-    makers = {"project": lambda: Project(cfg), "reference": lambda: Reference(cfg)}
+    makers = {
+        "project": lambda: Project(cfg),
+        "reference": lambda: Reference(cfg),
+        "proj-bf16": lambda: Project(cfg, "bf16"),  # completion train --precision bf16
+    }
     flops = {k: step_flops(m, batch_at(data, 0, args.batch_size)) for k, m in makers.items()}
     impls = {k: m() for k, m in makers.items()}
     for impl in impls.values():
@@ -241,7 +245,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {k: [] for k in impls}
     total: dict[str, float] = dict.fromkeys(impls, 0.0)
     for rep in range(args.reps):
-        for k in ("project", "reference") if rep % 2 == 0 else ("reference", "project"):
+        for k in list(impls) if rep % 2 == 0 else list(impls)[::-1]:
             dt = run_steps(impls[k], data, args.batch_size, args.batches)
             total[k] += dt
             rates[k].append(args.batches * args.batch_size / dt)
@@ -259,6 +263,7 @@ def main() -> None:
             f"{flops[k] / 1e9:11.2f} {gflops:8.1f} {100 * gflops / peak:8.1f}%"
         )
     print(f"\nproject / reference: {ips['project'] / ips['reference']:.2f}x images/s")
+    print(f"project with --precision bf16 / reference: {ips['proj-bf16'] / ips['reference']:.2f}x images/s")
     if max(ips[k] * flops[k] / args.batch_size / 1e9 for k in ips) > peak:
         print(
             "  note: above 100% means the convolutions (oneDNN) outrun torch.mm (MKL) here; MKL's sgemm"

