@@ -35,7 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .complete import Completer, Completion
 from .errors import CompletionError, ImageError
-from .imageio import is_image_path, load_gray, output_error, save_image
+from .imageio import image_mode, in_source_mode, is_image_path, load_gray, output_error, save_image
 from .inputs import load_pair
 
 log = logging.getLogger(__name__)
@@ -412,8 +412,8 @@ def run_batch(
                 job.image, job.mask if own else mask, None if own else mask_type, convention, seed
             )
 
-        def save(out: Path, image: np.ndarray) -> None:
-            save_image(out, image)
+        def save(job: Job, out: Path, image: np.ndarray) -> None:
+            save_image(out, in_source_mode(image, image_mode(job.image)))
 
         with (
             logging_redirect_tqdm(),
@@ -463,7 +463,7 @@ def _process(completer, pending, batch_size, pool, load, save, run: _Run) -> Non
             results, per_image = [], 0.0
         _collect(saves, run)
         saves = [
-            (job, out, float(res.loss), per_image, pool.submit(save, out, res.image))
+            (job, out, float(res.loss), per_image, pool.submit(save, job, out, res.image))
             for job, out, res in results
         ]
         del items, results

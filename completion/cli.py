@@ -386,7 +386,7 @@ def complete(
     import numpy as np
 
     from .data import resize
-    from .imageio import atomic_write, save_image
+    from .imageio import atomic_write, image_mode, in_source_mode, save_image
     from .inputs import load_pair
     from .photo import complete_photo_full
 
@@ -437,7 +437,7 @@ def complete(
         completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
         save_image(out, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
     else:
-        save_image(out, res.image)
+        save_image(out, in_source_mode(res.image, image_mode(image)))
     log.info("wrote %s (loss %.2f)", out, res.loss)
 
 

@@ -209,3 +209,27 @@ def save_image(path: Path, rgb: np.ndarray, fmt: str | None = None, **params) ->
         raise OutputError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
     img = Image.fromarray(np.ascontiguousarray(rgb))
     atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
+
+
+# Single-channel source modes: their completion is written back as 8-bit grey.
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
+
+
+def image_mode(path: Path) -> str:
+    """The Pillow mode of an image file (header only)."""
+    img = _open(Path(path))
+    try:
+        return img.mode
+    finally:
+        img.close()
+
+
+def in_source_mode(rgb: np.ndarray, mode: str) -> np.ndarray:
+    """A completed RGB image in the colour layout of its source: grey sources come back grey.
+
+    Known pixels of a grey source have R = G = B, which the grey conversion maps back exactly."""
+    if mode not in GREY_MODES:
+        return rgb
+    import cv2  # only needed here
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

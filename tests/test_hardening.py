@@ -200,7 +200,8 @@ def test_image_modes_through_the_cli(mode: str, face: Path, models: dict, tmp_pa
     r = complete(path, out, models["64"])
     assert r.exit_code == 0, r.output
     with Image.open(out) as im:
-        assert im.size == (64, 64) and im.mode == "RGB"
+        # Grey sources come back grey (8-bit); colour ones, whatever their layout, as RGB.
+        assert im.size == (64, 64) and im.mode == ("L" if mode in ("L", "I;16", "1", "LA") else "RGB")
 
 
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
@@ -809,3 +810,20 @@ def test_ctrl_c_during_train_then_resume(tiny_faces: Path, tmp_path: Path) -> No
     assert resumed["state"]["images_seen"] == ref["state"]["images_seen"]
     for k, v in ref["generator"].items():
         assert torch.equal(resumed["generator"][k], v), k
+
+
+def test_grey_input_gives_grey_output(tmp_path: Path) -> None:
+    """A grey photo comes back grey, its known pixels unchanged (the output keeps the input's mode)."""
+    cfg = ModelConfig(image_size=32, ngf=8, ndf=8)
+    model = tmp_path / "m.pt"
+    save_model(model, cfg, Generator(cfg), Discriminator(cfg))
+    grey = (np.arange(32 * 32).reshape(32, 32) % 251).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    out = tmp_path / "o.png"
+    r = CliRunner().invoke(main, ["complete", "--image", str(tmp_path / "g.png"), "--mask-type", "center",
+                                  "--out", str(out), "--model", str(model), "--iterations", "1"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    result = Image.open(out)
+    assert result.mode == "L"
+    known = make_mask("center", 32)
+    assert np.array_equal(np.asarray(result)[known], grey[known])
