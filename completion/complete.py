@@ -259,6 +259,3 @@ class Completer:
     ) -> Completion:
         """Complete one image (HxWx3 uint8) whose mask `known` (HxW bool) is True where known."""
         return self.complete_many([(image, known)], callback, every, aligned)[0]
-
-    def with_options(self, **changes: object) -> Completer:
-        return Completer(self.model, replace(self.options, **changes))
