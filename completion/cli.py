@@ -406,8 +406,6 @@ def complete(
         raise click.BadParameter(
             f"{box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image {image}", param_hint="--box"
         )
-    if not known.any():
-        log.warning("%s: the mask covers the whole image: completed from the model's prior alone", image)
     steps: list[tuple[int, torch.Tensor]] = []
     res = complete_photo_full(
         completer, img, known, box=box, aligned=aligned, name=str(image),

@@ -231,14 +231,16 @@ class Completer:
                 continue
             as_is = aligned or (box is None and image.shape[:2] == (s, s))
             framed.append((i, *frame_input(image, known, s, crop, box, as_is, name)))
+            if not framed[-1][3].any():
+                log.warning(
+                    "%s: the hole covers the whole face crop: completed from the model's prior alone", name
+                )
         if framed:
             m = torch.stack([torch.from_numpy(kn.astype(np.float32))[None] for _, _, _, kn in framed])
             y = torch.stack(
                 [torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1) for _, _, v, _ in framed]
             )
             y = (y / 127.5 - 1) * m  # the hole's old content never reaches the optimisation
-            if (m == 0).all(dim=(1, 2, 3)).any():
-                log.warning("an image is all hole: it is completed from the model's prior alone")
             opt = self.optimise(y, m, callback, every)
             for j, (i, framing, view, kn) in enumerate(framed):
                 image, known = items[i]
