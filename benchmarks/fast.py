@@ -23,9 +23,8 @@ import torch
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
 from completion.data import select_files
-from completion.evaluate import load_faces
+from completion.evaluate import blank_holes, load_faces, score
 from completion.masks import make_mask
-from completion.metrics import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
@@ -33,7 +32,7 @@ MASK_TYPES = "center,left,right,top,bottom,random:0.8,pattern,grid:4,lowres:4,ey
 
 
 def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray], batch: int):  # noqa: ANN201
-    inputs = [np.where(k[..., None], f, 0).astype(np.uint8) for f, k in zip(faces, knowns, strict=True)]
+    inputs = blank_holes(faces, knowns)
     outs = []
     t0 = time.perf_counter()
     for s in range(0, len(faces), batch):
@@ -47,10 +46,7 @@ def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray],
     t0 = time.perf_counter()
     completer.complete(inputs[0], knowns[0])
     single = time.perf_counter() - t0
-    p = np.mean([psnr(f, o) for f, o in zip(faces, outs, strict=True)])
-    ph = np.mean([psnr(f, o, ~k) for f, o, k in zip(faces, outs, knowns, strict=True)])
-    s = np.mean([ssim(f, o) for f, o in zip(faces, outs, strict=True)])
-    return p, ph, s, per_image, single
+    return (*score(faces, outs, knowns), per_image, single)
 
 
 def main() -> None:

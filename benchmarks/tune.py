@@ -20,10 +20,9 @@ from completion.blend import poisson_blend, seamless_clone
 from completion.bundle import load_model
 from completion.complete import Completer, CompletionOptions
 from completion.data import select_files
-from completion.evaluate import load_faces
+from completion.evaluate import blank_holes, load_faces, score
 from completion.grid import to_uint8
 from completion.masks import make_mask
-from completion.metrics import psnr, ssim
 
 SHARED = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
@@ -52,24 +51,22 @@ SETTINGS = {
 }
 
 
-def score(faces, knowns, gens, blend):  # noqa: ANN001, ANN201
-    ps, ph, ss = [], [], []
-    for f, k, g in zip(faces, knowns, gens, strict=True):
+def blended(faces, knowns, gens, blend):  # noqa: ANN001, ANN201
+    """Completed images from raw G(z) outputs with one blend variant."""
+    outs = []
+    for f_in, k, g in zip(blank_holes(faces, knowns), knowns, gens, strict=True):
         g = g.astype(np.float64)
         hole = ~k
-        f_in = np.where(k[..., None], f, 0)  # blank the hole so no method can see the truth
         if blend == "poisson":
             filled = poisson_blend(f_in.astype(np.float64), g, hole)
         elif blend == "opencv":
             filled = seamless_clone(f_in, g, hole)
         else:
             filled = g
-        out = f_in.astype(np.uint8)
+        out = f_in.copy()
         out[hole] = np.clip(np.rint(filled[hole]), 0, 255).astype(np.uint8)
-        ps.append(psnr(f, out))
-        ph.append(psnr(f, out, hole))
-        ss.append(ssim(f, out))
-    return float(np.mean(ps)), float(np.mean(ph)), float(np.mean(ss))
+        outs.append(out)
+    return outs
 
 
 def main() -> None:
@@ -112,7 +109,7 @@ def main() -> None:
             snaps[max(checkpoints)] = to_uint8(res.generated)  # best-z result at the end
             for it in sorted(snaps):
                 for blend in args.blends.split(","):
-                    p, ph, s = score(faces, knowns, snaps[it], blend)
+                    p, ph, s = score(faces, blended(faces, knowns, snaps[it], blend), knowns)
                     row = dict(
                         setting=name,
                         mask=mt,

@@ -72,9 +72,15 @@ def opencv_inpaint(image: np.ndarray, known: np.ndarray, method: str) -> np.ndar
     return out
 
 
-def _score(
+def blank_holes(faces: list[np.ndarray], knowns: list[np.ndarray]) -> list[np.ndarray]:
+    """The inputs every method gets: holes set to black, so no ground truth can leak into an answer."""
+    return [np.where(k[..., None], f, 0).astype(np.uint8) for f, k in zip(faces, knowns, strict=True)]
+
+
+def score(
     truth: list[np.ndarray], outs: list[np.ndarray], knowns: list[np.ndarray]
 ) -> tuple[float, float, float]:
+    """Mean PSNR (whole image), PSNR (hole) and SSIM of completions against the truth."""
     p = np.mean([psnr(t, o) for t, o in zip(truth, outs, strict=True)])
     ph = np.mean([psnr(t, o, ~k) for t, o, k in zip(truth, outs, knowns, strict=True) if (~k).any()])
     s = np.mean([ssim(t, o) for t, o in zip(truth, outs, strict=True)])
@@ -96,8 +102,7 @@ def evaluate(
     size = completer.size
     for mask_type in mask_types:
         knowns = [make_mask(mask_type, size, size, seed=i) for i in range(len(faces))]
-        # Every method sees the hole blanked, so no ground truth can leak into its answer.
-        inputs = [np.where(k[..., None], f, 0).astype(np.uint8) for f, k in zip(faces, knowns, strict=True)]
+        inputs = blank_holes(faces, knowns)
         results: dict[str, list[np.ndarray]] = {}
         seconds: dict[str, float] = {}
         if baselines:
@@ -116,7 +121,7 @@ def evaluate(
         seconds["ours"] = (time.perf_counter() - t0) / len(faces)
         results["ours"] = ours
         for method, outs in results.items():
-            p, ph, s = _score(faces, outs, knowns)
+            p, ph, s = score(faces, outs, knowns)
             report.rows.append(Row(mask_type, method, p, ph, s, seconds[method]))
         if out_dir is not None:
             _save_grid(Path(out_dir) / f"grid_{_slug(mask_type)}.png", faces, knowns, results, grid_rows)
