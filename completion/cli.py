@@ -263,6 +263,14 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             show_default=True,
             help="Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
         ),
+        click.option(
+            "--early-stop",
+            type=FiniteRange(min=0, max=1, max_open=True),
+            default=d.early_stop,
+            show_default=True,
+            help="Stop once no image's loss improved by this fraction in --patience steps (0: off).",
+        ),
+        click.option("--patience", type=click.IntRange(min=1), default=d.patience, show_default=True),
         click.option("--seed", type=int, default=d.seed, show_default=True),
         click.option(
             "--threads",
@@ -313,6 +321,8 @@ def build_completer(kw: dict):  # noqa: ANN201
                 "init",
                 "precision",
                 "seed",
+                "early_stop",
+                "patience",
             )
         }
     )

@@ -134,8 +134,33 @@ def test_batch_equals_single(toy_model: Model, toy_images) -> None:
     assert abs(alone.loss - together.loss) < 1e-3 * max(1.0, alone.loss)
 
 
+def test_early_stop_ends_the_search_when_the_loss_stalls(toy_model: Model, toy_images) -> None:
+    y = torch.stack([torch.from_numpy(i).permute(2, 0, 1).float() / 127.5 - 1 for i in toy_images])
+    known = torch.from_numpy(make_mask("center", 32)).float()[None, None].expand(len(y), 1, 32, 32)
+    full = Completer(toy_model, CompletionOptions(iterations=300, lr=0.05)).optimise(y, known)
+    # A tolerance of 50% per 5 steps cannot be met for long: the search must stop early...
+    quick = Completer(toy_model, CompletionOptions(iterations=300, lr=0.05, early_stop=0.5, patience=5))
+    stopped = quick.optimise(y, known)
+    assert full.steps == 300
+    assert 5 <= stopped.steps < 300
+    # ...and keep the best z it found, which the full run then improves on or equals.
+    assert (full.loss <= stopped.loss + 1e-4).all()
+    # A tiny tolerance lets the search run longer than a coarse one.
+    fine = Completer(toy_model, CompletionOptions(iterations=300, lr=0.05, early_stop=1e-6, patience=5))
+    assert fine.optimise(y, known).steps >= stopped.steps
+
+
 def test_invalid_options() -> None:
-    for bad in (dict(iterations=-1), dict(lam=-0.1), dict(restarts=0), dict(blend="x"), dict(perceptual="x")):
+    for bad in (
+        dict(iterations=-1),
+        dict(lam=-0.1),
+        dict(restarts=0),
+        dict(blend="x"),
+        dict(perceptual="x"),
+        dict(early_stop=1.0),
+        dict(early_stop=-0.1),
+        dict(patience=0),
+    ):
         with pytest.raises(ValueError):
             CompletionOptions(**bad)
 
@@ -220,6 +245,8 @@ def test_cli_concat_and_steps(toy_bundle: Path, toy_png: Path, tmp_path: Path) -
         ["--iterations", "-1"],
         ["--lam", "-0.5"],
         ["--restarts", "0"],
+        ["--early-stop", "1"],
+        ["--patience", "0"],
         ["--mask-type", "nonsense"],
         ["--mask-type", "random:2"],
         ["--blend", "magic"],
