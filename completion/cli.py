@@ -446,7 +446,7 @@ def complete(
         save_image(out, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
     else:
         save_image(out, in_source_mode(res.image, image_mode(image)))
-    log.info("wrote %s (loss %.2f)", out, res.loss)
+    log.info("wrote %s (loss %.2f, %d steps)", out, res.loss, res.steps)
 
 
 @main.command()

@@ -89,7 +89,7 @@ class Optimised:
     generated: torch.Tensor  # (N, 3, S, S) G(z*) in [-1, 1]
     z: torch.Tensor  # (N, nz)
     loss: torch.Tensor  # (N,) final objective of the kept restart
-    steps: int = 0  # Adam steps taken (fewer than options.iterations after an early stop)
+    steps: torch.Tensor  # (N,) Adam steps applied to the kept z (fewer after an early stop)
 
 
 @dataclass
@@ -98,6 +98,7 @@ class Completion:
 
     image: np.ndarray  # completed, the input's size, uint8; bit-identical to the input outside the hole
     loss: float
+    steps: int = 0  # Adam steps taken on z
     framing: Framing | None = None  # where the model's crop lies in the input
     crop: np.ndarray | None = None  # the model-size view of the input, SxSx3 uint8
     known: np.ndarray | None = None  # SxS bool, the model-size known mask
@@ -182,7 +183,11 @@ class Completer:
         opt = torch.optim.Adam([z], lr=o.lr, betas=(o.beta1, o.beta2))
         best_loss = torch.full((n * r,), float("inf"), device=device)
         best_z = z.detach().clone()
+        # Early stop freezes each (image, restart) on its own once it stalls, so that an image's
+        # result does not depend on the others in its batch; the loop ends when all are frozen.
         stalled = torch.zeros(n * r, dtype=torch.long, device=device)
+        frozen = torch.zeros(n * r, dtype=torch.bool, device=device)
+        steps = torch.zeros(n * r, dtype=torch.long, device=device)
         for it in range(o.iterations + 1):
             loss, g = self.objective(z, yr, w)
             with torch.no_grad():
@@ -191,16 +196,22 @@ class Completer:
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
                 best_z[better] = z[better]
+                if o.early_stop > 0:
+                    frozen |= stalled >= o.patience
             if callback is not None and every and it % every == 0:
                 callback(it, g.detach())
             if it == o.iterations:
                 break  # the last pass only scores the final z
-            if o.early_stop > 0 and bool((stalled >= o.patience).all()):
+            if o.early_stop > 0 and bool(frozen.all()):
                 break
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
+            before = z.detach()[frozen].clone() if o.early_stop > 0 else None
             opt.step()
+            steps += ~frozen
             with torch.no_grad():
+                if before is not None:
+                    z[frozen] = before
                 z.clamp_(-1, 1)
         # Keep, for each image, the restart with the lowest loss.
         best_loss = best_loss.view(n, r)
@@ -209,9 +220,8 @@ class Completer:
         z_star = best_z[rows]
         with torch.no_grad():
             generated = self.model.generator(z_star)
-        return Optimised(
-            generated, z_star.cpu(), best_loss.gather(1, pick[:, None]).squeeze(1).cpu(), steps=it
-        )
+        loss = best_loss.gather(1, pick[:, None]).squeeze(1)
+        return Optimised(generated, z_star.cpu(), loss.cpu(), steps[rows].cpu())
 
     # -- images of any size -------------------------------------------------------------------
 
@@ -264,7 +274,9 @@ class Completer:
                 gen_f = g.numpy().astype(np.float32)
                 out, outside = paste_back(image, ~known, framing, gen_f, self.options.blend, names[i])
                 generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
-                results[i] = Completion(out, float(opt.loss[j]), framing, view, kn, generated, outside)
+                results[i] = Completion(
+                    out, float(opt.loss[j]), int(opt.steps[j]), framing, view, kn, generated, outside
+                )
         return results  # type: ignore[return-value]
 
     def complete(

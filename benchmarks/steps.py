@@ -1,0 +1,83 @@
+"""How many steps does the z search need? Iteration counts and early-stop tolerances compared.
+
+A variant is ITERATIONS/TOLERANCE (tolerance 0: no early stop). Each variant completes the same
+validation faces with every mask type in batches; quality (PSNR, hole PSNR, SSIM) and the mean
+number of Adam steps come from that run. The time of a single image is the median of --singles
+one-image calls (where an early stop saves time: a batch runs until its slowest image stops).
+
+    python benchmarks/steps.py --n 64 --variants 100/0,50/0,100/0.001,100/0.003 [--patience 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from completion.bundle import default_model_path, load_model
+from completion.complete import Completer, CompletionOptions
+from completion.data import select_files
+from completion.evaluate import blank_holes, load_faces, score
+from completion.masks import make_mask
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
+MASK_TYPES = "center,left,right,top,bottom,random:0.8,pattern,grid:4,lowres:4,eyes,mouth"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--mask-types", default=MASK_TYPES)
+    ap.add_argument("--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL,...")
+    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--singles", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    size = model.config.image_size
+    faces = load_faces(select_files(SHARED, 9000, args.n), size, model.config.crop)
+    base = replace(CompletionOptions(), patience=args.patience)
+    print(f"{len(faces)} validation faces; {base}")
+    print("| mask | iterations | early stop | PSNR | PSNR hole | SSIM | mean steps | s (single, median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mt in args.mask_types.split(","):
+        knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
+        inputs = blank_holes(faces, knowns)
+        items = list(zip(inputs, knowns, strict=True))
+        for variant in args.variants.split(","):
+            iterations, tol = int(variant.split("/")[0]), float(variant.split("/")[1])
+            c = Completer(model, replace(base, iterations=iterations, early_stop=tol))
+            done = []
+            for s in range(0, len(items), args.batch_size):
+                done += c.complete_many(items[s : s + args.batch_size])
+            times = []
+            for img, known in items[: args.singles]:
+                t0 = time.perf_counter()
+                c.complete(img, known)
+                times.append(time.perf_counter() - t0)
+            psnr, psnr_hole, ssim = score(faces, [d.image for d in done], knowns)
+            steps = np.mean([d.steps for d in done])
+            cells = [
+                mt,
+                str(iterations),
+                f"{tol:g}",
+                f"{psnr:.2f}",
+                f"{psnr_hole:.2f}",
+                f"{ssim:.4f}",
+                f"{steps:.0f}",
+            ]
+            print("| " + " | ".join(cells) + f" | {statistics.median(times):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
