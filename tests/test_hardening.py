@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -752,6 +753,25 @@ def test_ctrl_c_during_complete(face: Path, models: dict, tmp_path: Path) -> Non
     # Importing torch takes about 3 CPU seconds: past 6 the optimisation is running.
     _interrupted(_interrupt(cmd, lambda proc: _cpu_seconds(proc.pid) > 6))
     assert not out.exists() and not leftovers(tmp_path)
+
+
+def _importing_torch(proc: subprocess.Popen) -> bool:
+    try:
+        return "libtorch" in Path(f"/proc/{proc.pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def test_ctrl_c_while_importing_torch(face: Path, models: dict, tmp_path: Path) -> None:
+    """Ctrl-C in the seconds before the CLI is loaded still gives the one-line "interrupted"."""
+    exe = shutil.which("completion", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the `completion` entry point is not installed")
+    out = tmp_path / "o.png"
+    cmd = [exe, "complete", "--image", str(face), "--mask-type", "center", "--out", str(out),
+           "--model", str(models["64"])]  # fmt: skip
+    _interrupted(_interrupt(cmd, _importing_torch))
+    assert not out.exists()
 
 
 def test_ctrl_c_during_batch_then_resume(models: dict, tmp_path: Path) -> None:
