@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from completion.config import ModelConfig
-from completion.models import Discriminator, Encoder, Generator
+from completion.models import Discriminator, Encoder, Generator, fold_batch_norm
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -79,3 +79,34 @@ def test_encoder_shape_and_range(size: int) -> None:
     assert z.shape == (3, cfg.nz)
     assert z.min() >= -1 and z.max() <= 1
     assert Encoder(cfg, width=4).features[0].out_channels == 4
+
+
+def _randomise_batch_norm(net: nn.Module, gen: torch.Generator) -> None:
+    """Non-trivial running statistics and affine parameters, as after training."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+
+
+def test_fold_batch_norm_same_function_and_gradient() -> None:
+    cfg = ModelConfig(image_size=32, ngf=8, ndf=8)
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    G, D = Generator(cfg), Discriminator(cfg)
+    for net in (G, D):
+        _randomise_batch_norm(net, gen)
+        net.eval()
+    Gf, Df = fold_batch_norm(G), fold_batch_norm(D)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in [*Gf.modules(), *Df.modules()])
+    assert any(isinstance(m, nn.BatchNorm2d) for m in G.modules())  # the original is untouched
+    z = (torch.rand(4, cfg.nz, generator=gen) * 2 - 1).requires_grad_(True)
+    zf = z.detach().clone().requires_grad_(True)
+    out, outf = G(z), Gf(zf)
+    torch.testing.assert_close(outf, out, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(Df(outf), D(out), atol=1e-4, rtol=1e-4)
+    D(out).sum().backward()
+    Df(outf).sum().backward()
+    torch.testing.assert_close(zf.grad, z.grad, atol=1e-5, rtol=1e-3)

@@ -1,0 +1,95 @@
+"""Cost of one step of the z search (G forward, contextual loss, backward to z) by implementation.
+
+Variants, each timed in this process against "plain" (the eval-mode generator as trained):
+folded (batch norm folded into the convolutions), channels_last, torch.compile of the folded
+generator, and bf16 autocast. For each batch size: milliseconds per step and per image-step, the
+speed ratio against plain, and the largest difference of G(z) from plain.
+
+    python benchmarks/step_cost.py [--batch-sizes 1,64] [--steps 50] [--variants plain,folded,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from pathlib import Path
+
+import torch
+
+from completion.bundle import default_model_path, load_model
+from completion.models import fold_batch_norm
+
+
+def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """The generator for a variant, and whether it runs under bf16 autocast."""
+    if variant == "plain":
+        return generator, False
+    if variant == "folded":
+        return fold_batch_norm(generator), False
+    if variant == "channels_last":
+        return fold_batch_norm(generator).to(memory_format=torch.channels_last), False
+    if variant == "compiled":
+        return torch.compile(fold_batch_norm(generator)), False
+    if variant == "bf16":
+        return fold_batch_norm(generator), True
+    raise SystemExit(f"unknown variant {variant}")
+
+
+def time_steps(g: torch.nn.Module, bf16: bool, batch: int, nz: int, size: int, steps: int) -> float:
+    """Best of three timings of `steps` search steps, in seconds per step."""
+    gen = torch.Generator().manual_seed(0)
+    z = (torch.rand(batch, nz, generator=gen) * 2 - 1).requires_grad_(True)
+    y = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
+    w = torch.rand(batch, 1, size, size, generator=gen)
+
+    def step() -> None:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            out = g(z)
+        (w * (out.float() - y).abs()).sum().backward()
+        z.grad = None
+
+    for _ in range(5):  # warm-up (and compilation)
+        step()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--batch-sizes", default="1,64")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--variants", default="plain,folded,channels_last,compiled,bf16")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    cfg = model.config
+    probe = torch.rand(8, cfg.nz, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        reference = model.generator(probe)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| variant | batch | ms / step | ms / image-step | speed vs plain | max abs diff of G(z) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        base = None
+        for variant in args.variants.split(","):
+            g, bf16 = make(variant, model.generator)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                diff = float((g(probe).float() - reference).abs().max())
+            t = time_steps(g, bf16, batch, cfg.nz, cfg.image_size, args.steps)
+            base = base or t
+            cells = [variant, str(batch), f"{t * 1e3:.2f}", f"{t * 1e3 / batch:.3f}", f"{base / t:.2f}x"]
+            print("| " + " | ".join(cells) + f" | {diff:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
