@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
     ap.add_argument("--mask-types", default=MASK_TYPES)
     ap.add_argument("--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL,...")
     ap.add_argument("--patience", type=int, default=10)
@@ -45,9 +46,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = load_model(args.model)
     size = model.config.image_size
-    faces = load_faces(select_files(SHARED, 9000, args.n), size, model.config.crop)
+    faces = load_faces(select_files(SHARED, args.offset, args.n), size, model.config.crop)
     base = replace(CompletionOptions(), patience=args.patience)
-    print(f"{len(faces)} validation faces; {base}")
+    print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
     print("| mask | iterations | early stop | PSNR | PSNR hole | SSIM | mean steps | s (single, median) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
