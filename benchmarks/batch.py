@@ -113,7 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--n", type=int, default=256, help="Validation faces (at most 256).")
-    ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--iterations", type=int, default=CompletionOptions().iterations)
     ap.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
     ap.add_argument("--sweep", default="", help="Comma-separated batch sizes to time (batch path only).")
     ap.add_argument("--no-single", action="store_true", help="Skip the single-image comparison.")
