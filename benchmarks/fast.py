@@ -20,16 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import MASK_TYPES, SHARED
 
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
 from completion.data import select_files
 from completion.evaluate import blank_holes, load_faces, score
 from completion.masks import make_mask
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
-MASK_TYPES = "center,left,right,top,bottom,random:0.8,pattern,grid:4,lowres:4,eyes,mouth"
 
 
 def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray], batch: int, singles: int):  # noqa: ANN201
