@@ -190,28 +190,27 @@ class Completer:
         best_z = z.detach().clone()
         # Early stop freezes each (image, restart) on its own once it stalls, so that an image's
         # result does not depend on the others in its batch; the loop ends when all are frozen.
+        # A frozen z keeps its loss, so it stays stalled: `frozen` needs no memory of its own.
+        early = o.early_stop > 0
         stalled = torch.zeros(n * r, dtype=torch.long, device=device)
         frozen = torch.zeros(n * r, dtype=torch.bool, device=device)
         steps = torch.zeros(n * r, dtype=torch.long, device=device)
         for it in range(o.iterations + 1):
             loss, g = self.objective(z, yr, w)
             with torch.no_grad():
-                progress = loss < best_loss * (1 - o.early_stop)
-                stalled = torch.where(progress, 0, stalled + 1)
+                if early:
+                    stalled = torch.where(loss < best_loss * (1 - o.early_stop), 0, stalled + 1)
+                    frozen = stalled >= o.patience
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
                 best_z[better] = z[better]
-                if o.early_stop > 0:
-                    frozen |= stalled >= o.patience
             if callback is not None and every and it % every == 0:
                 callback(it, g.detach())
-            if it == o.iterations:
+            if it == o.iterations or (early and bool(frozen.all())):
                 break  # the last pass only scores the final z
-            if o.early_stop > 0 and bool(frozen.all()):
-                break
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
-            before = z.detach()[frozen].clone() if o.early_stop > 0 else None
+            before = z.detach()[frozen].clone() if early else None
             opt.step()
             steps += ~frozen
             with torch.no_grad():
