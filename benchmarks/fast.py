@@ -14,13 +14,12 @@ the speed ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import MASK_TYPES, SHARED
+from common import MASK_TYPES, SHARED, median_single_seconds
 
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
@@ -41,12 +40,7 @@ def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray],
             )
         ]
     per_image = (time.perf_counter() - t0) / len(faces)
-    single = []
-    for i in range(singles):  # median of a few one-image calls: one is at the mercy of the CPU
-        t0 = time.perf_counter()
-        completer.complete(inputs[i], knowns[i])
-        single.append(time.perf_counter() - t0)
-    single = statistics.median(single)
+    single = median_single_seconds(completer, list(zip(inputs, knowns, strict=True))[:singles])
     return (*score(faces, outs, knowns), per_image, single)
 
 

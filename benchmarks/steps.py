@@ -11,14 +11,12 @@ one-image calls (where an early stop saves time: a batch runs until its slowest 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import MASK_TYPES, SHARED
+from common import MASK_TYPES, SHARED, median_single_seconds
 
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
@@ -58,11 +56,7 @@ def main() -> None:
             done = []
             for s in range(0, len(items), args.batch_size):
                 done += c.complete_many(items[s : s + args.batch_size])
-            times = []
-            for img, known in items[: args.singles]:
-                t0 = time.perf_counter()
-                c.complete(img, known)
-                times.append(time.perf_counter() - t0)
+            single = median_single_seconds(c, items[: args.singles])
             psnr, psnr_hole, ssim = score(faces, [d.image for d in done], knowns)
             steps = np.mean([d.steps for d in done])
             cells = [
@@ -74,7 +68,7 @@ def main() -> None:
                 f"{ssim:.4f}",
                 f"{steps:.0f}",
             ]
-            print("| " + " | ".join(cells) + f" | {statistics.median(times):.3f} |", flush=True)
+            print("| " + " | ".join(cells) + f" | {single:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
