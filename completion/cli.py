@@ -104,10 +104,23 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--checkpoint-minutes", type=FiniteRange(min=0), default=10.0, show_default=True)
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16"]),
-    default="fp32",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
     show_default=True,
-    help="bf16: bfloat16 autocast for the networks (faster on CPUs and GPUs with bf16 units).",
+    help="bf16: bfloat16 autocast for the networks (~2x faster where the CPU or GPU has bf16 units; "
+    "refused where it has none). auto: bf16 where native, else fp32.",
+)
+@click.option(
+    "--ema/--no-ema",
+    default=True,
+    show_default=True,
+    help="Keep an exponential moving average of G's weights; exported models ship the average.",
+)
+@click.option(
+    "--keep-every",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also keep RUN/checkpoint_epoch_NNN.pt every N epochs (to compare points of a run).",
 )
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
 @click.option("--no-progress", is_flag=True)
@@ -129,6 +142,8 @@ def train(
     device,
     checkpoint_minutes,
     precision,
+    ema,
+    keep_every,
     resume,
     no_progress,
 ) -> None:
@@ -157,6 +172,8 @@ def train(
         checkpoint_minutes=checkpoint_minutes,
         progress=not no_progress,
         precision=precision,
+        ema=ema,
+        keep_every=keep_every,
     )
     try:
         path = run_train(cfg, opts, resume=resume)

@@ -7,9 +7,11 @@ if it had never stopped, with no RNG state to carry."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -54,7 +56,9 @@ class TrainOptions:
     cache_max_gb: float = 4.0
     progress: bool = True
     channels_last: bool = True
-    precision: str = "fp32"  # "bf16": networks under bfloat16 autocast, ~1.7x faster on bf16 CPUs
+    precision: str = "auto"  # "bf16" (autocast) where the hardware has native bf16, else "fp32"
+    ema: bool = True  # keep an exponential moving average of G's weights; bundles ship it
+    keep_every: int = 0  # also keep checkpoint_epoch_NNN.pt every N epochs (0: never)
 
 
 @dataclass
@@ -66,6 +70,77 @@ class TrainState:
     history: dict[str, list[float]] = field(
         default_factory=lambda: {k: [] for k in ("images", "loss_d", "loss_g", "d_x", "d_gz")}
     )
+
+
+EMA_MAX_DECAY = 0.999
+BN_BATCHES = 32  # batches of z used to re-estimate an averaged G's batch-norm statistics
+
+
+def ema_decay(step: int) -> float:
+    """Warm-up decay min(0.999, (1+t)/(10+t)): early on the average follows G closely, so it does
+    not keep the random initial weights for thousands of steps."""
+    return min(EMA_MAX_DECAY, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameters only (batch-norm statistics of an
+    average of weights are not the average of statistics: recompute_batch_norm sets them)."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+
+
+@torch.no_grad()
+def recompute_batch_norm(G: nn.Module, nz: int, seed: int = 0, batches: int = BN_BATCHES) -> nn.Module:
+    """Re-estimate G's batch-norm running statistics for its own weights: a cumulative average
+    over `batches` batches of 64 random z in train mode. Returns G in eval mode."""
+    device = next(G.parameters()).device
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    G.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        G((torch.rand(64, nz, generator=gen) * 2 - 1).to(device))
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    return G.eval()
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX on x86, BF16 on Arm),
+    read from /proc/cpuinfo (or the given text). Without it PyTorch emulates bf16 and autocast runs
+    ~40x slower than fp32; where the flags cannot be read, the answer is no."""
+    text = cpuinfo
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where the device has native bf16, else 'fp32'. An explicit 'bf16' on a CPU
+    without it is refused (ValueError) rather than left to crawl."""
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and cpu_has_native_bf16()
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and not native:
+        raise ValueError(
+            f"--precision bf16: this {device.type.upper()} has no native bfloat16 units, where bf16 "
+            "runs ~40x slower than fp32; use --precision fp32 (or auto)"
+        )
+    return precision
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -226,7 +301,10 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
         opts = TrainOptions(
             **{
                 **asdict(saved),
-                **{k: getattr(opts, k) for k in ("epochs", "device", "checkpoint_minutes", "progress")},
+                **{
+                    k: getattr(opts, k)
+                    for k in ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
+                },
                 "out": str(out),
             }
         )
@@ -241,6 +319,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     if opts.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
+    precision = resolve_precision(opts.precision, device)
     opt_g, opt_d = make_optimizers(G, D, opts.lr, opts.beta1)
     if ckpt is not None:
         with _malformed(ckpt_file):
@@ -248,6 +327,10 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
             D.load_state_dict(ckpt["discriminator"])
             opt_g.load_state_dict(ckpt["opt_g"])
             opt_d.load_state_dict(ckpt["opt_d"])
+    G_ema = copy.deepcopy(G).requires_grad_(False) if opts.ema else None
+    if G_ema is not None and ckpt is not None and ckpt.get("generator_ema") is not None:
+        with _malformed(ckpt_file):
+            G_ema.load_state_dict(ckpt["generator_ema"])
     fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
 
     G_train, D_train = G, D
@@ -278,6 +361,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 "state": asdict(st),
                 "generator": G.state_dict(),
                 "discriminator": D.state_dict(),
+                "generator_ema": None if G_ema is None else G_ema.state_dict(),
                 "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(),
                 "meta": training_meta(opts, st, len(data), device, world),
@@ -287,12 +371,14 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
     if rank == 0:
         ensure_folder(out)
         log.info(
-            "training on %d images (%s), %d batches/epoch x %d process(es), device %s",
+            "training on %d images (%s), %d batches/epoch x %d process(es), device %s, %s%s",
             len(data),
             opts.data,
             per_epoch,
             world,
             device,
+            precision,
+            ", EMA of G" if G_ema is not None else "",
         )
     last_save = time.monotonic()
     t_start = time.monotonic()
@@ -316,9 +402,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
                 gen = step_generator(opts.seed, state.epoch, rank, state.step)
                 real = prepare_batch(batch, gen, device, opts.channels_last)
                 z = (torch.rand(real.shape[0], cfg.nz, generator=gen) * 2 - 1).to(device)
-                m = train_step(
-                    G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing, opts.precision
-                )
+                m = train_step(G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing, precision)
+                if G_ema is not None:
+                    ema_update(G_ema, G, ema_decay(state.images_seen // (opts.batch_size * world)))
                 vals = {k: float(v) for k, v in m.items()}
                 if not all(math.isfinite(v) for v in vals.values()):
                     raise TrainingDiverged(
@@ -356,12 +442,15 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
             state.step = 0
             state.wall_seconds = base_wall + time.monotonic() - t_start
             if rank == 0:
-                G.eval()
+                shown = G if G_ema is None else recompute_batch_norm(copy.deepcopy(G_ema), cfg.nz)
+                shown.eval()
                 with torch.no_grad():
-                    grid = G(fixed_z.to(device)).cpu()
+                    grid = shown(fixed_z.to(device)).cpu()
                 G.train()
                 save_grid(out / f"samples_epoch_{state.epoch:03d}.png", grid)
             save(state)
+            if rank == 0 and opts.keep_every and state.epoch % opts.keep_every == 0:
+                shutil.copyfile(ckpt_file, out / f"checkpoint_epoch_{state.epoch:03d}.pt")
             last_save = time.monotonic()
             stop.check()
     except KeyboardInterrupt:
@@ -394,14 +483,19 @@ def training_meta(
     }
 
 
-def export(checkpoint: Path, out: Path) -> None:
-    """Write the shippable model bundle (no optimiser state) from a training checkpoint."""
+def export(checkpoint: Path, out: Path, use_ema: bool = True) -> None:
+    """Write the shippable model bundle (no optimiser state) from a training checkpoint: the
+    averaged G (batch-norm statistics re-estimated) where the run kept one, else G itself."""
     ckpt = load_checkpoint(Path(checkpoint))
     with _malformed(Path(checkpoint)):
         cfg = ModelConfig.from_dict(ckpt["config"])
         G, D = Generator(cfg), Discriminator(cfg)
-        G.load_state_dict(ckpt["generator"])
+        ema = ckpt.get("generator_ema") if use_ema else None
+        G.load_state_dict(ema if ema is not None else ckpt["generator"])
+        if ema is not None:
+            recompute_batch_norm(G, cfg.nz)
         D.load_state_dict(ckpt["discriminator"])
         meta = dict(ckpt.get("meta", {}))
         meta["history"] = ckpt["state"]["history"]
+        meta["generator"] = "ema" if ema is not None else "raw"
     save_model(out, cfg, G, D, None, meta)

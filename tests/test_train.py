@@ -36,7 +36,7 @@ def options(data: Path, out: Path, epochs: int, **kw) -> TrainOptions:
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
-    for net in ("generator", "discriminator"):
+    for net in ("generator", "discriminator", "generator_ema"):
         sa, sb = a[net], b[net]
         assert sa.keys() == sb.keys()
         for k in sa:
@@ -196,11 +196,12 @@ def test_export_writes_model_bundle(straight_run: Path, tmp_path: Path) -> None:
     assert not {"opt_g", "opt_d", "state", "options"} & raw.keys()
     assert bundle.stat().st_size < straight_run.stat().st_size
 
-    # The bundle's generator (stored in fp16) matches the checkpoint's.
+    # The bundle's generator (stored in fp16) is the checkpoint's averaged G, its batch-norm
+    # statistics re-estimated.
     ckpt = read_file(straight_run, "checkpoint")
     G = train_mod.Generator(CFG)
-    G.load_state_dict(ckpt["generator"])
-    G.eval()
+    G.load_state_dict(ckpt["generator_ema"])
+    train_mod.recompute_batch_norm(G, CFG.nz)
     z = torch.rand(4, CFG.nz, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         np.testing.assert_allclose(model.generator(z).numpy(), G(z).numpy(), atol=0.05)
@@ -211,3 +212,80 @@ def test_too_few_images_for_a_batch(tiny_faces: Path, tmp_path: Path) -> None:
     opts = dataclasses.replace(options(tiny_faces, tmp_path, epochs=1), batch_size=64)
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(CFG, opts)
+
+
+def test_ema_update_is_a_lerp_of_parameters() -> None:
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
+    train_mod.ema_update(a, b, 0.9)
+    torch.testing.assert_close(a.weight, 0.9 * wa + 0.1 * wb)
+
+
+def test_ema_decay_warms_up_then_caps() -> None:
+    assert train_mod.ema_decay(0) == pytest.approx(0.1)
+    assert train_mod.ema_decay(90) == pytest.approx(0.91)
+    assert train_mod.ema_decay(10**6) == train_mod.EMA_MAX_DECAY
+
+
+def test_recompute_batch_norm_matches_batch_statistics() -> None:
+    torch.manual_seed(0)
+    g = train_mod.Generator(CFG)
+    with torch.no_grad():  # weights whose statistics differ from the freshly initialised ones
+        for p in g.parameters():
+            p.mul_(3.0)
+    train_mod.recompute_batch_norm(g, CFG.nz, batches=8)
+    assert not g.training
+    z = torch.rand(512, CFG.nz, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        eval_out = g(z)
+        g.train()
+        train_out = g(z)
+    # Eval mode with re-estimated statistics computes what train mode computes on a large batch.
+    assert (eval_out - train_out).abs().mean() < 0.02
+
+
+def test_checkpoint_keeps_an_averaged_generator_and_export_ships_it(straight_run: Path, tmp_path: Path) -> None:
+    ckpt = read_file(straight_run, "checkpoint")
+    ema, raw = ckpt["generator_ema"], ckpt["generator"]
+    assert not torch.equal(ema["main.0.weight"], raw["main.0.weight"])
+    export(straight_run, tmp_path / "m.pt")
+    shipped = load_model(tmp_path / "m.pt").generator.state_dict()
+    torch.testing.assert_close(shipped["main.0.weight"], ema["main.0.weight"].half().float())
+    assert read_file(tmp_path / "m.pt", "model")["meta"]["generator"] == "ema"
+
+
+def test_no_ema_run_ships_the_raw_generator(tiny_faces: Path, tmp_path: Path) -> None:
+    path = train(CFG, options(tiny_faces, tmp_path, epochs=1, ema=False))
+    assert read_file(path, "checkpoint")["generator_ema"] is None
+    export(path, tmp_path / "m.pt")
+    assert read_file(tmp_path / "m.pt", "model")["meta"]["generator"] == "raw"
+
+
+def test_keep_every_keeps_epoch_checkpoints(tiny_faces: Path, tmp_path: Path) -> None:
+    train(CFG, options(tiny_faces, tmp_path, epochs=2, keep_every=2))
+    assert [p.name for p in sorted(tmp_path.glob("checkpoint_epoch_*.pt"))] == ["checkpoint_epoch_002.pt"]
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, native",
+    [
+        ("flags\t\t: fpu sse avx2 avx512f avx512_bf16\n", True),
+        ("flags\t\t: fpu amx_bf16 amx_tile\n", True),
+        ("Features\t: fp asimd bf16\n", True),
+        ("flags\t\t: fpu sse avx2 fma avx512f\n", False),
+        ("", False),
+    ],
+)
+def test_native_bf16_read_from_cpu_flags(cpuinfo: str, native: bool) -> None:
+    assert train_mod.cpu_has_native_bf16(cpuinfo) is native
+
+
+def test_bf16_refused_without_native_units_and_auto_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ValueError, match="no native bfloat16"):
+        train_mod.resolve_precision("bf16", cpu)
+    assert train_mod.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
+    assert train_mod.resolve_precision("auto", cpu) == "bf16"
+    assert train_mod.resolve_precision("fp32", cpu) == "fp32"
