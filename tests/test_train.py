@@ -244,7 +244,7 @@ def test_recompute_batch_norm_matches_batch_statistics() -> None:
     assert (eval_out - train_out).abs().mean() < 0.02
 
 
-def test_checkpoint_keeps_an_averaged_generator_and_export_ships_it(straight_run: Path, tmp_path: Path) -> None:
+def test_checkpoint_keeps_an_averaged_g_and_export_ships_it(straight_run: Path, tmp_path: Path) -> None:
     ckpt = read_file(straight_run, "checkpoint")
     ema, raw = ckpt["generator_ema"], ckpt["generator"]
     assert not torch.equal(ema["main.0.weight"], raw["main.0.weight"])
