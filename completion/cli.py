@@ -546,9 +546,9 @@ def evaluate(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
+    required=True,
     type=click.Path(path_type=Path),
-    default=None,
-    help="Bundle to write (default: replace --model's file, atomically).",
+    help="Bundle to write. Required, so the input model is never replaced unless named here too.",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
@@ -561,7 +561,7 @@ def train_encoder(
     steps: int,
     batch_size: int,
     seed: int,
-    out: Path | None,
+    out: Path,
     device: str,
     no_progress: bool,
 ) -> None:
@@ -586,8 +586,8 @@ def train_encoder(
         progress=not no_progress,
     )
     enc = run(m, opts)
-    add_encoder(m.to("cpu"), enc.to("cpu"), out or path, opts)
-    log.info("wrote %s", out or path)
+    add_encoder(m.to("cpu"), enc.to("cpu"), out, opts)
+    log.info("wrote %s", out)
 
 
 # Images per optimisation batch for `batch`, from benchmarks/batch.py on this project's 2-core CPU

@@ -660,7 +660,7 @@ def test_every_command_answers_in_one_line(tmp_path: Path, face: Path) -> None:
         ("sample", "--model", missing, "--out", tmp_path / "g.png"),
         ("export", missing, "--out", tmp_path / "e.pt"),
         ("evaluate", "--images", tmp_path / "nope", "--model", missing),
-        ("train-encoder", "--model", missing, "--data", face.parent),
+        ("train-encoder", "--model", missing, "--data", face.parent, "--out", tmp_path / "e.pt"),
         (
             "complete",
             "--image",

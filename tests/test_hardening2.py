@@ -1,0 +1,79 @@
+"""Second hardening round (issue 15): data safety, packaging, messages. Through the CLI where a user
+meets it; tiny random-weight networks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from completion.bundle import save_model
+from completion.cli import main
+from completion.config import ModelConfig
+from completion.models import Discriminator, Generator
+
+
+def _bundle(path: Path, size: int = 64) -> Path:
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=size, ngf=8, ndf=8)
+    save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _bundle(tmp_path_factory.mktemp("models") / "m64.pt")
+
+
+@pytest.fixture
+def face(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "face.png"
+    path.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def cli(*args: object):  # noqa: ANN201
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line(r, code: int = 1) -> str:  # noqa: ANN001
+    """Exit `code` with no traceback; returns the first stderr line."""
+    assert r.exit_code == code, (r.exit_code, r.output, r.exception)
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- 1: train-encoder never replaces its input model unless --out names it ----------------------
+
+
+ENC = ("--steps", "1", "--batch-size", "2", "--device", "cpu", "--no-progress")
+
+
+def test_train_encoder_without_out_leaves_the_model_alone(model: Path, face: Path, tmp_path: Path) -> None:
+    m = tmp_path / "m.pt"
+    m.write_bytes(model.read_bytes())
+    before = digest(m)
+    r = cli("train-encoder", "--model", m, "--data", face.parent, *ENC)
+    assert one_line(r, 2).startswith("Usage") and "--out" in r.stderr
+    assert digest(m) == before and sorted(p.name for p in tmp_path.iterdir()) == ["in", "m.pt"]
+
+
+def test_train_encoder_writes_out_or_the_model_when_named(model: Path, face: Path, tmp_path: Path) -> None:
+    m = tmp_path / "m.pt"
+    m.write_bytes(model.read_bytes())
+    before = digest(m)
+    one_line(cli("train-encoder", "--model", m, "--data", face.parent, "--out", tmp_path / "e.pt", *ENC), 0)
+    assert digest(m) == before and (tmp_path / "e.pt").exists()
+    one_line(cli("train-encoder", "--model", m, "--data", face.parent, "--out", m, *ENC), 0)
+    assert digest(m) != before
