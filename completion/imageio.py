@@ -8,6 +8,7 @@ Writing goes through a temp file and a rename, so no reader ever sees half a fil
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import struct
@@ -64,20 +65,23 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
 
 
-def _open(path: Path) -> Image.Image:
-    """Open an image lazily: Pillow reads only the header, so the size is checked before decoding."""
+def _open(path: Path, data: bytes | None = None) -> Image.Image:
+    """Open an image lazily: Pillow reads only the header, so the size is checked before decoding.
+
+    With `data`, the image is those bytes (an upload, never written to disk) and `path` only names
+    it in messages."""
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise ImageError(f"{path}: no such file")
-    if path.is_dir():
+    if data is None and path.is_dir():
         raise ImageError(f"{path}: is a folder, expected an image file")
     try:
-        if path.stat().st_size == 0:
+        if (len(data) if data is not None else path.stat().st_size) == 0:
             raise ImageError(f"{path}: empty file (0 bytes), not an image")
         with warnings.catch_warnings():
             # MAX_PIXELS below is the limit; Pillow's lower warning threshold is not an error here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(io.BytesIO(data) if data is not None else path)
     except PermissionError as e:
         raise ImageError(f"{path}: permission denied") from e
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: refused while opening
@@ -103,11 +107,12 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def load_rgb(path: Path, draft_size: int | None = None) -> np.ndarray:
+def load_rgb(path: Path, draft_size: int | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode an image as HxWx3 uint8 RGB with EXIF orientation applied.
 
-    draft_size lets JPEG decoding skip detail below that size (much faster for big photos)."""
-    with _open(path) as img:
+    draft_size lets JPEG decoding skip detail below that size (much faster for big photos); with
+    `data`, the image is those bytes and `path` only its name."""
+    with _open(path, data) as img:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -132,9 +137,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_alpha(path: Path) -> np.ndarray | None:
+def load_alpha(path: Path, data: bytes | None = None) -> np.ndarray | None:
     """The alpha channel (HxW uint8) of an image that has transparency, else None."""
-    with _open(path) as img:
+    with _open(path, data) as img:
         try:
             img = ImageOps.exif_transpose(img)
             if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
@@ -144,9 +149,9 @@ def load_alpha(path: Path) -> np.ndarray | None:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
-def load_gray(path: Path) -> np.ndarray:
+def load_gray(path: Path, data: bytes | None = None) -> np.ndarray:
     """Decode an image as HxW uint8 grey (used for masks)."""
-    with _open(path) as img:
+    with _open(path, data) as img:
         try:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA", "F") or img.mode.startswith("I"):
@@ -215,9 +220,9 @@ def save_image(path: Path, rgb: np.ndarray, fmt: str | None = None, **params) ->
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
 
 
-def image_mode(path: Path) -> str:
-    """The Pillow mode of an image file (header only)."""
-    img = _open(Path(path))
+def image_mode(path: Path, data: bytes | None = None) -> str:
+    """The Pillow mode of an image file, or of `data` (header only)."""
+    img = _open(Path(path), data)
     try:
         return img.mode
     finally:

@@ -179,15 +179,16 @@ def _check_convention(convention: str) -> None:
 
 
 def load_mask(
-    path: str | Path, height: int, width: int, convention: str = "white-hole"
+    path: str | Path, height: int, width: int, convention: str = "white-hole", data: bytes | None = None
 ) -> tuple[np.ndarray, bool]:
     """Read a mask image for an image of height x width; returns (known mask, resized).
 
     Grey value > 127 is white; under 'white-hole' (IOPaint/LaMa) white marks the hole, under
     'black-hole' black does. A mask of another size but the same aspect ratio (within 2%) is
-    resized with nearest neighbour; otherwise MaskError, since stretching would misplace the hole."""
+    resized with nearest neighbour; otherwise MaskError, since stretching would misplace the hole.
+    With `data`, the mask is those bytes and `path` only its name."""
     _check_convention(convention)
-    grey = load_gray(Path(path))
+    grey = load_gray(Path(path), data)
     white = grey > 127
     known = ~white if convention == "white-hole" else white
     mh, mw = known.shape
