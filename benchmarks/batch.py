@@ -12,7 +12,7 @@ one process:
     repeated as symlinks in a temp folder), from os.wait4's rusage of that child, to show memory
     does not grow with the folder.
 
-Without --model, models/celeba64.pt is used if present, else a width-64 random-weight model
+Without --model, completion/weights/celeba64.pt is used if present, else a width-64 random-weight model
 (same cost per step as a trained one).
 
     .venv/bin/python benchmarks/batch.py [--n 256] [--iterations 100] [--batch-size 16]

@@ -1,7 +1,7 @@
 """Completion quality and speed on validation faces (009001-) for the project's defaults, next to
 OpenCV's Telea and Navier-Stokes inpainting on the same images and masks.
 
-    python benchmarks/complete.py [--model models/celeba64.pt] [--n 64] [--out bench_out/]
+    python benchmarks/complete.py [--model completion/weights/celeba64.pt] [--n 64] [--out bench_out/]
 
 Prints a Markdown table: per mask type and method, PSNR (whole image and hole), SSIM and seconds
 per image (ours: optimised in batches of --batch-size)."""

@@ -10,10 +10,10 @@
 2. Evidence. Validation faces pasted 2x-6x and rotated up to 15 degrees into noise or gradient
    canvases, an eyes hole drawn at the canvas resolution: detection rate, framing error, and the
    hole PSNR of (a) complete_photo on the canvas vs (b) completing the aligned 64x64 crop directly.
-   Uses models/celeba64.pt (--iterations 100) when present; otherwise a random-weight model, and
+   Uses completion/weights/celeba64.pt (--iterations 100) when present; otherwise a random-weight model, and
    then the PSNRs are only a plumbing check.
 
-    .venv/bin/python benchmarks/photo_calibration.py [--model models/celeba64.pt] [--n-evidence 20]
+    python benchmarks/photo_calibration.py [--model completion/weights/celeba64.pt] [--n-evidence 20]
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def evidence(completer: Completer, n: int, seed: int = 0) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=REPO / "models" / "celeba64.pt")
+    ap.add_argument("--model", type=Path, default=REPO / "completion" / "weights" / "celeba64.pt")
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--n-train", type=int, default=400)
     ap.add_argument("--n-val", type=int, default=500)

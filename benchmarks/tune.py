@@ -3,7 +3,7 @@
 One optimisation run per setting records G(z) at several iteration counts; every blend variant is
 scored from the same run, so the table covers iterations x blending for the cost of one run.
 
-    python benchmarks/tune.py --model models/celeba64.pt --n 32 --settings base,lam0,nonsat,plain
+    python benchmarks/tune.py --model completion/weights/celeba64.pt --n 32 --settings base,lam0,nonsat,plain
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def blended(faces, knowns, gens, blend):  # noqa: ANN001, ANN201
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/celeba64.pt")
+    ap.add_argument("--model", default="completion/weights/celeba64.pt")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
     ap.add_argument("--mask-types", default="center,left,random:0.8,pattern,eyes,mouth")

@@ -146,6 +146,10 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
     return model.to(device)
 
 
+# The shipped face model is package data (completion/weights/), so an installed wheel has it too.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "celeba64.pt"
+
+
 def default_model_path() -> Path:
     """The shipped face model, located relative to the package so any working directory works."""
-    return Path(__file__).resolve().parent.parent / "models" / "celeba64.pt"
+    return DEFAULT_MODEL

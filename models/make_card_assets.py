@@ -2,7 +2,7 @@
 history stored in the bundle's metadata) and a grid of 64 generated faces.
 
     pip install matplotlib   # only this script needs it
-    python models/make_card_assets.py [--model models/celeba64.pt]
+    python models/make_card_assets.py [--model completion/weights/celeba64.pt]
 """
 
 from __future__ import annotations
