@@ -59,8 +59,8 @@ def test_wheel_installs_and_runs_the_quick_start_elsewhere(tmp_path: Path) -> No
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([py, "-c", "import completion, completion.bundle as b; "
-                  "print(completion.__file__); print(b.default_model_path())"], elsewhere).stdout.split()  # fmt: skip
+    code = "import completion, completion.bundle as b; print(completion.__file__, b.default_model_path())"
+    where = _run([py, "-c", code], elsewhere).stdout.split()
     assert all(Path(w).is_relative_to(venv) for w in where), where
     face = REPO / "samples" / "faces" / "face_01.png"
     _run([venv / "bin" / "completion", "complete", "--image", face, "--mask-type", "center",
