@@ -40,6 +40,11 @@ class FiniteRange(click.FloatRange):
         return rv
 
 
+# Every seed reaches numpy's default_rng and torch's manual_seed (which refuses negatives and values
+# above 2**64 - 1 with a traceback); 32 bits leave room for the seeds derived from it.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
 def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
     """Library errors -> one line on stderr and exit 1; Ctrl-C -> short message, exit 130."""
 
@@ -86,7 +91,7 @@ def _model_path(model: Path | None) -> Path:
 @click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=2e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
 @click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True, help="Generator width.")
 @click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="Discriminator width.")
@@ -203,7 +208,7 @@ def export(checkpoint: Path, out: Path) -> None:
 @click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
 @click.option("--n", "n", type=click.IntRange(1, 1024), default=64, show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @handle_errors
 def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
     """Write a grid of faces generated from random z."""
@@ -288,7 +293,7 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             help="Stop once no image's loss improved by this fraction in --patience steps (0: off).",
         ),
         click.option("--patience", type=click.IntRange(min=1), default=d.patience, show_default=True),
-        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option("--seed", type=SEED, default=d.seed, show_default=True),
         click.option(
             "--threads",
             type=click.IntRange(min=0),
@@ -470,7 +475,7 @@ def complete(
 @click.option("--type", "mask_type", required=True, callback=_mask_type_option, help="Mask type (see below).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--size", type=click.IntRange(1, 10000), default=64, show_default=True, help="Side in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--mask-convention",
     type=click.Choice(["white-hole", "black-hole"]),
@@ -543,7 +548,7 @@ def evaluate(
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
 @click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--out",
     required=True,

@@ -154,7 +154,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def step_generator(seed: int, epoch: int, rank: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1009 + rank) * 1_000_003 + step)
+    mixed = ((seed * 1_000_003 + epoch) * 1009 + rank) * 1_000_003 + step
+    # Modulo 2**64, torch's seed range: large seeds would overflow it; smaller ones are unchanged.
+    return torch.Generator().manual_seed(mixed % 2**64)
 
 
 def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:

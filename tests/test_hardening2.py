@@ -77,3 +77,37 @@ def test_train_encoder_writes_out_or_the_model_when_named(model: Path, face: Pat
     assert digest(m) == before and (tmp_path / "e.pt").exists()
     one_line(cli("train-encoder", "--model", m, "--data", face.parent, "--out", m, *ENC), 0)
     assert digest(m) != before
+
+
+# -- 6: seeds are checked at the option, in every command that has one ----------------------------
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999", "4294967296"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["complete", "--image", "{face}", "--mask-type", "center", "--out", "{tmp}/o.png", "--model", "{m}"],
+        ["batch", "--images", "{dir}", "--mask-type", "center", "--out", "{tmp}/o", "--model", "{m}"],
+        ["masks", "--type", "random:0.5", "--out", "{tmp}/m.png"],
+        ["train-encoder", "--model", "{m}", "--data", "{dir}", "--out", "{tmp}/e.pt", *ENC],
+        ["sample", "--model", "{m}", "--n", "4", "--out", "{tmp}/g.png"],
+        ["train", "--data", "{dir}", "--out", "{tmp}/run", "--epochs", "1"],
+        ["evaluate", "--images", "{dir}", "--model", "{m}", "--out", "{tmp}/ev"],
+    ],
+)
+def test_seed_out_of_range_is_a_usage_error(
+    command: list[str], seed: str, model: Path, face: Path, tmp_path: Path
+) -> None:
+    args = [a.format(face=face, dir=face.parent, tmp=tmp_path, m=model) for a in command]
+    first = one_line(cli(*args, "--seed", seed), 2)
+    assert first.startswith("Usage") and "'--seed'" in cli(*args, "--seed", seed).stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_largest_seed_works(model: Path, face: Path, tmp_path: Path) -> None:
+    from completion.train import step_generator
+
+    step_generator(2**32 - 1, 10_000, 64, 10**9)  # the per-step seed derived from it stays in range
+    one_line(cli("complete", "--image", face, "--mask-type", "random:0.5", "--out", tmp_path / "o.png",
+                 "--model", model, "--iterations", "1", "--seed", 2**32 - 1), 0)  # fmt: skip
+    assert (tmp_path / "o.png").exists()
