@@ -4,8 +4,9 @@
     report = run_batch(completer, shard(jobs, 0, 1), out_dir, failures=failures)
 
 Masks given as a folder follow IOPaint: the mask of `<images>/a/b/x.jpg` is `<masks>/a/b/x.<ext>`
-(any image extension, case-insensitive). Failing that, LaMa's layout is used: `x_mask*.png` beside
-`x.png` in the image's own folder (such files are then masks, not inputs; several masks for one
+(any image extension, case-insensitive); every file under the images folder is then an input, so a
+photo may be called `x_mask.png`. LaMa's layout applies only when the masks folder is the images
+folder: `x_mask*.png` beside `x.png` (such files are then masks, not inputs; several masks for one
 image give one output per mask, named after the mask). Outputs go to `<out>/a/b/<stem>.png`.
 
 The folder is streamed: images are loaded a chunk of `batch_size` at a time (the next chunk is
@@ -139,7 +140,7 @@ def pair_files(
         folder = images_dir / rel_dir
         stems = {Path(n).stem for n in names}
         lama: dict[str, list[str]] = {}
-        if masks_dir is not None:
+        if same:  # LaMa's naming rule only in LaMa's layout: a separate masks folder names no inputs
             for n in names:
                 p = Path(n)
                 base = _lama_base(p.stem)

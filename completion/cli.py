@@ -630,8 +630,8 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
     "masks_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder of masks matched by relative path and stem (IOPaint); LaMa's x_mask*.png "
-    "beside x.png is used where it has none (pass --masks = --images for LaMa's layout).",
+    help="Folder of masks matched by relative path and stem (IOPaint); every file under --images is "
+    "an image. --masks = --images: LaMa's layout, x_mask*.png beside x.png.",
 )
 @click.option("--mask", type=click.Path(path_type=Path), default=None, help="One mask file for every image.")
 @click.option(

@@ -56,7 +56,8 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
     """images/ and masks/ with nested folders, mixed mask formats, LaMa masks and bad inputs.
 
     Good: a.png (mask a.png), b.jpg (mask b.JPG), sub/c.png 40x40 (mask sub/c.bmp),
-    sub/deeper/d.PNG 48x32 (LaMa: d_mask001.png beside it), sub/h.png (mask 64x64: resized).
+    sub/deeper/d.PNG 48x32 (mask sub/deeper/d.png), sub/h.png (mask 64x64: resized),
+    sub/p_mask.png (an image: LaMa's naming rule does not apply with a separate masks folder).
     Bad: broken.png (corrupt), f.png (mask of another aspect ratio), g.png (corrupt mask),
     sub/e.png (no mask)."""
     rng = np.random.default_rng(0)
@@ -68,7 +69,9 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
     _save(images / "sub" / "c.png", _face(rng, 40, 40))
     _save(masks / "sub" / "c.bmp", _hole(40, 40))
     _save(images / "sub" / "deeper" / "d.PNG", _face(rng, 48, 32))
-    _save(images / "sub" / "deeper" / "d_mask001.png", _hole(48, 32))
+    _save(masks / "sub" / "deeper" / "d.png", _hole(48, 32))
+    _save(images / "sub" / "p_mask.png", _face(rng, 32, 32))
+    _save(masks / "sub" / "p_mask.png", _hole(32, 32))
     _save(images / "sub" / "h.png", _face(rng, 32, 32))
     _save(masks / "sub" / "h.png", _hole(64, 64))
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
@@ -83,7 +86,7 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
 
 
 GOOD = {"a.png": "a.png", "b.jpg": "b.png", "sub/c.png": "sub/c.png", "sub/deeper/d.PNG": "sub/deeper/d.png",
-        "sub/h.png": "sub/h.png"}  # fmt: skip
+        "sub/h.png": "sub/h.png", "sub/p_mask.png": "sub/p_mask.png"}  # fmt: skip
 BAD = {
     "broken.png": "not a readable image",
     "f.png": "aspect ratio",
@@ -108,7 +111,7 @@ def test_pairing(folder: tuple[Path, Path]) -> None:
     by_rel = {j.rel: j for j in jobs}
     assert by_rel["b.jpg"].mask == masks / "b.JPG"
     assert by_rel["sub/c.png"].mask == masks / "sub" / "c.bmp"
-    assert by_rel["sub/deeper/d.PNG"].mask == images / "sub" / "deeper" / "d_mask001.png"
+    assert by_rel["sub/deeper/d.PNG"].mask == masks / "sub" / "deeper" / "d.png"
     assert [(f.rel, f.error) for f in failures] == [("sub/e.png", "no mask found")]
     assert [j.rel for j in jobs] == sorted(j.rel for j in jobs)
 
@@ -147,7 +150,7 @@ def test_batch_folder(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Pa
     assert r.exit_code == 1, r.output
     assert outputs(out) == set(GOOD.values())
     lossless = {"a.png": masks / "a.png", "sub/c.png": masks / "sub" / "c.bmp",
-                "sub/deeper/d.PNG": images / "sub" / "deeper" / "d_mask001.png"}  # fmt: skip
+                "sub/deeper/d.PNG": masks / "sub" / "deeper" / "d.png"}  # fmt: skip
     for rel, o in GOOD.items():
         src = Image.open(images / rel)
         with Image.open(out / o) as im:
@@ -163,11 +166,11 @@ def test_batch_folder(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Pa
     for rel, why in BAD.items():
         assert any(str(images / rel) in m and why in m for m in skipped), (rel, skipped)
         assert f"failed: {rel}:" in r.stderr
-    assert "9 images: 5 completed, 0 already done, 4 failed" in r.stderr
+    assert "10 images: 6 completed, 0 already done, 4 failed" in r.stderr
 
     rep = json.loads(report.read_text())
     assert {k: rep[k] for k in ("total", "done", "skipped_existing", "failed")} == {
-        "total": 9, "done": 5, "skipped_existing": 0, "failed": 4}  # fmt: skip
+        "total": 10, "done": 6, "skipped_existing": 0, "failed": 4}  # fmt: skip
     entries = {e["image"]: e for e in rep["images"]}
     assert set(entries) == set(GOOD) | set(BAD)
     for rel, o in GOOD.items():
@@ -182,11 +185,11 @@ def test_batch_folder(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Pa
     r = run_cli(*args)
     assert r.exit_code == 1
     rep = json.loads(report.read_text())
-    assert (rep["done"], rep["skipped_existing"], rep["failed"]) == (0, 5, 4)
+    assert (rep["done"], rep["skipped_existing"], rep["failed"]) == (0, 6, 4)
     assert {e["status"] for e in rep["images"] if e["image"] in GOOD} == {"exists"}
     r = run_cli(*args, "--overwrite")
     rep = json.loads(report.read_text())
-    assert (rep["done"], rep["skipped_existing"], rep["failed"]) == (5, 0, 4)
+    assert (rep["done"], rep["skipped_existing"], rep["failed"]) == (6, 0, 4)
 
 
 def test_shared_mask_type_and_file(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -111,3 +111,38 @@ def test_largest_seed_works(model: Path, face: Path, tmp_path: Path) -> None:
     one_line(cli("complete", "--image", face, "--mask-type", "random:0.5", "--out", tmp_path / "o.png",
                  "--model", model, "--iterations", "1", "--seed", 2**32 - 1), 0)  # fmt: skip
     assert (tmp_path / "o.png").exists()
+
+
+# -- 4: with a separate --masks folder every file under --images is an image ----------------------
+
+
+def _png(path: Path, value: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    if value is None:
+        arr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    else:
+        arr = np.zeros((64, 64), np.uint8)
+        arr[16:48, 16:48] = value
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_separate_masks_folder_has_no_lama_naming_rule(tmp_path: Path) -> None:
+    from completion.batch import pair_files
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    _png(images / "portrait.png")
+    _png(images / "portrait_masked.png")  # a photo, not portrait.png's mask
+    _png(images / "solo_mask.png")  # a photo with no mask of its own: counted as a failure
+    _png(masks / "portrait.png", 255)
+    _png(masks / "portrait_masked.png", 255)
+    jobs, failures = pair_files(images, masks)
+    assert [(j.rel, j.mask, j.output) for j in jobs] == [
+        ("portrait.png", masks / "portrait.png", "portrait.png"),
+        ("portrait_masked.png", masks / "portrait_masked.png", "portrait_masked.png"),
+    ]
+    assert [(f.rel, f.error) for f in failures] == [("solo_mask.png", "no mask found")]
+    # --masks = --images is LaMa's layout, where the rule applies.
+    jobs, failures = pair_files(images, images)
+    assert [(j.rel, j.mask.name) for j in jobs] == [("portrait.png", "portrait_masked.png")]
