@@ -16,6 +16,7 @@ from . import __version__
 from .bundle import default_model_path, load_model
 from .config import ModelConfig, parse_crop
 from .errors import CompletionError
+from .imageio import check_writable
 
 log = logging.getLogger("completion")
 
@@ -162,6 +163,7 @@ def train(
         raise click.UsageError(f"--resume: {checkpoint_path(out)} does not exist and no --data was given")
     if not resume and checkpoint_path(out).exists():
         raise click.UsageError(f"{out} already holds a checkpoint: pass --resume, or choose another --out")
+    check_writable(out, folder=True)
     cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
     opts = TrainOptions(
         data=str(data),
@@ -214,6 +216,7 @@ def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
     """Write a grid of faces generated from random z."""
     from .grid import save_grid
 
+    check_writable(out)
     m = load_model(_model_path(model))
     z = torch.rand(n, m.config.nz, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     with torch.no_grad():
@@ -430,6 +433,9 @@ def complete(
         raise click.UsageError("give either --box or --aligned, not both")
     if _same_file(out, image) or (mask is not None and _same_file(out, mask)):
         raise click.UsageError(f"--out {out} would overwrite an input file")
+    check_writable(out)  # before the model loads and the search runs, not after
+    if steps_dir is not None:
+        check_writable(steps_dir, folder=True)
     convention = kw.pop("mask_convention")
     completer = build_completer(kw)
     img, known = load_pair(image, mask, mask_type, convention, seed=completer.options.seed)
@@ -533,6 +539,8 @@ def evaluate(
         types = [parse_mask_type(t.strip()) for t in mask_types.split(",") if t.strip()]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--mask-types") from None
+    if out is not None:
+        check_writable(out, folder=True)
     kw.pop("mask_convention")
     completer = build_completer(kw)
     cfg = completer.model.config
@@ -576,6 +584,7 @@ def train_encoder(
     from .train import resolve_device
 
     path = _model_path(model)
+    check_writable(out)  # before the training steps, not after
     try:
         dev = resolve_device(device)
     except ValueError as e:
@@ -701,6 +710,9 @@ def batch_command(
     index, count = shard or shard_from_env() or (0, 1)
     if from_env and report is not None:
         report = report.with_name(f"{report.stem}.rank{index}{report.suffix or '.json'}")
+    check_writable(out, folder=True)  # before any optimisation, not at the first save
+    if report is not None:
+        check_writable(report)
     convention = kw.pop("mask_convention")
     completer = build_completer(kw)
     jobs, failures = pair_files(images, masks_dir, exclude=[out])

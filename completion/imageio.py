@@ -170,6 +170,30 @@ def output_error(path: Path, e: OSError) -> OutputError:
     return OutputError(_line(f"{path}: cannot write ({e.strerror or e})"))
 
 
+def check_writable(path: Path, folder: bool = False) -> None:
+    """OutputError now if the file `path` (or, with folder=True, files inside the folder `path`)
+    could not be written, so that a long run does not find out at its end. Creates nothing that
+    stays: a temp file in the deepest existing folder on the way is made and removed again (mode
+    bits alone do not tell: root ignores them, and read-only mounts do not show in them)."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, expected a folder")
+    if not folder and path.is_dir():
+        raise OutputError(f"{path}: is a folder, expected a file name")
+    probe = Path(os.path.abspath(path if folder else path.parent))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{path}: cannot write, {probe} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=probe)
+    except OSError as e:
+        raise OutputError(_line(f"{path}: cannot write in {probe} ({e.strerror or e})")) from e
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
 def ensure_folder(path: Path) -> Path:
     """Create a folder (and its parents) for outputs; OutputError if that is impossible."""
     path = Path(path)

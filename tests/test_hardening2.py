@@ -146,3 +146,54 @@ def test_separate_masks_folder_has_no_lama_naming_rule(tmp_path: Path) -> None:
     # --masks = --images is LaMa's layout, where the rule applies.
     jobs, failures = pair_files(images, images)
     assert [(j.rel, j.mask.name) for j in jobs] == [("portrait.png", "portrait_masked.png")]
+
+
+# -- 10: an unwritable --out is found before any model loads or optimisation runs -----------------
+
+
+def _unwritable() -> Path:
+    """A folder nobody may write in, root included (sysfs is mounted read-only)."""
+    import os
+    import tempfile
+
+    for d in (Path("/sys"), Path("/proc")):
+        try:
+            fd, tmp = tempfile.mkstemp(dir=d)
+        except OSError:
+            return d
+        os.close(fd)
+        os.unlink(tmp)
+    pytest.skip("no unwritable folder on this machine")
+
+
+@pytest.mark.parametrize("command", ["complete", "batch", "batch-report", "sample", "train-encoder",
+                                     "evaluate", "train", "complete-steps"])  # fmt: skip
+def test_unwritable_out_fails_before_the_work(
+    command: str, model: Path, face: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import completion.cli as cli_module
+
+    def no_work(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(cli_module, "build_completer", no_work)
+    monkeypatch.setattr(cli_module, "load_model", no_work)
+    ro = _unwritable()
+    out = ro / "sub" / "o.png"
+    args = {
+        "complete": ["complete", "--image", face, "--mask-type", "center", "--out", out, "--model", model],
+        "complete-steps": ["complete", "--image", face, "--mask-type", "center", "--out", tmp_path / "o.png",
+                           "--save-steps", "1", "--steps-dir", ro / "steps", "--model", model],
+        "batch": ["batch", "--images", face.parent, "--mask-type", "center", "--out", ro / "done",
+                  "--model", model],
+        "batch-report": ["batch", "--images", face.parent, "--mask-type", "center",
+                         "--out", tmp_path / "done", "--report", out, "--model", model],
+        "sample": ["sample", "--model", model, "--out", out],
+        "train-encoder": ["train-encoder", "--model", model, "--data", face.parent, "--out", out, *ENC],
+        "evaluate": ["evaluate", "--images", face.parent, "--model", model, "--out", ro / "ev"],
+        "train": ["train", "--data", face.parent, "--out", ro / "run", "--epochs", "1"],
+    }[command]  # fmt: skip
+    r = cli(*args)
+    first = one_line(r, 1)
+    assert first.startswith("error: ") and "cannot write" in first and str(ro) in first, first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
