@@ -14,6 +14,7 @@ import torch
 
 from . import __version__
 from .bundle import default_model_path, load_model
+from .complete import SPREAD_DEFAULT
 from .config import ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
@@ -349,7 +350,9 @@ def build_completer(kw: dict):  # noqa: ANN201
                 "early_stop",
                 "patience",
             )
-        }
+        },
+        # Only `complete` offers candidates.
+        **{k: kw.pop(k) for k in ("samples", "spread") if k in kw},
     )
     try:
         return Completer(model, opts)
@@ -398,6 +401,21 @@ def _same_file(a: Path, b: Path) -> bool:
 @click.option("--box", default=None, callback=_box_option, help="The face's box x,y,w,h (skips detection).")
 @click.option(
     "--aligned", is_flag=True, help="The input is an aligned face crop: no detection, canonical crop."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Candidates: --out gets the lowest-loss one, and candidate k (seed --seed + k) also goes "
+    "to OUT_STEM.seedS.png; `--seed S` alone reproduces it.",
+)
+@click.option(
+    "--spread",
+    type=FiniteRange(min=0),
+    default=SPREAD_DEFAULT,
+    show_default=True,
+    help="How far candidates start from the encoder's z (std of the noise added for seeds other than 0).",
 )
 @completion_options
 @handle_errors
@@ -466,15 +484,23 @@ def complete(
                 tmp, format="GIF", save_all=True, append_images=gif[1:], duration=80, loop=0
             ),
         )
-    if concat and res.crop is not None:
-        from .photo import warp_to_model
 
-        masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
-        completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
-        save_image(out, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
-    else:
-        save_image(out, in_source_mode(res.image, image_mode(image)))
-    log.info("wrote %s (loss %.2f, %d steps)", out, res.loss, res.steps)
+    def write(res, path: Path) -> None:  # noqa: ANN001
+        if concat and res.crop is not None:
+            from .photo import warp_to_model
+
+            masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
+            completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
+            save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
+        else:
+            save_image(path, in_source_mode(res.image, image_mode(image)))
+
+    write(res, out)
+    log.info("wrote %s (loss %.2f, %d steps, seed %d)", out, res.loss, res.steps, res.seed)
+    for rank, cand in enumerate(res.candidates, 1):
+        path = out.with_name(f"{out.stem}.seed{cand.seed}{out.suffix}")
+        write(cand, path)
+        log.info("candidate %d: seed %d, loss %.2f -> %s", rank, cand.seed, cand.loss, path)
 
 
 @main.command()
@@ -745,3 +771,68 @@ def batch_command(
         log.info("wrote %s", result.report_path)
     if result.failed:
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but 127.0.0.1 lets other machines in.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default)."
+)
+@click.option(
+    "--queue",
+    "queue_size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests waiting or running at once; more get 503 (default 8).",
+)
+@click.option(
+    "--max-upload-mb",
+    type=FiniteRange(min=0, min_open=True),
+    default=None,
+    help="Largest request body in MiB; larger get 413 (default 20).",
+)
+@handle_errors
+def serve(
+    host: str,
+    port: int,
+    model: Path | None,
+    device: str,
+    threads: int,
+    queue_size: int | None,
+    max_upload_mb: float | None,
+) -> None:
+    """Serve the painting page and the HTTP API (POST /api/complete) with the model loaded once.
+
+    The page is at http://HOST:PORT/, the API's OpenAPI description at /openapi.json."""
+    import uvicorn
+
+    from .serve import MAX_UPLOAD, QUEUE_SIZE, create_app
+
+    completer = build_completer({**_serve_defaults(), "model": model, "device": device, "threads": threads})
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: other machines can reach this server", host)
+    app = create_app(
+        completer,
+        max_upload=MAX_UPLOAD if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
+        queue_size=queue_size or QUEUE_SIZE,
+    )
+    log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", completer.model.path, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _serve_defaults() -> dict:
+    """The shared completion options at their defaults (serve takes them per request)."""
+    from .complete import CompletionOptions
+
+    d = CompletionOptions()
+    names = ("iterations", "lam", "restarts", "lr", "blend", "weighting", "perceptual", "init")
+    names += ("precision", "seed", "early_stop", "patience")
+    return {k: getattr(d, k) for k in names}

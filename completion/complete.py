@@ -10,9 +10,10 @@ G and D are in eval mode, so every image's loss depends only on its own z."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +35,8 @@ BLENDS = ("poisson", "opencv", "none")
 WEIGHTINGS = ("yeh", "plain")
 INITS = ("auto", "random", "encoder")
 PRECISIONS = ("fp32", "bf16")
+# Standard deviation of a candidate's offset from the encoder's z (benchmarks/candidates.py).
+SPREAD_DEFAULT = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class CompletionOptions:
     # than this fraction of its best. 0 runs every iteration.
     early_stop: float = 0.0
     patience: int = 10
+    # Candidates: `samples` completions per image, candidate k from seed `seed + k`, best loss
+    # first. Seed 0 starts from the encoder's own z (the single default completion); any other
+    # seed from the encoder's z plus Gaussian noise of standard deviation `spread` drawn from it,
+    # so one seed always gives the same candidate. With init="random" the seed draws the whole z.
+    samples: int = 1
+    spread: float = SPREAD_DEFAULT
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -73,6 +82,10 @@ class CompletionOptions:
             raise ValueError("early_stop must be in [0, 1)")
         if self.patience < 1:
             raise ValueError("patience must be >= 1")
+        if self.samples < 1:
+            raise ValueError("samples must be >= 1")
+        if not self.spread >= 0:  # also refuses nan
+            raise ValueError("spread must be >= 0")
         for name, allowed in (
             ("perceptual", PERCEPTUAL),
             ("blend", BLENDS),
@@ -106,6 +119,9 @@ class Completion:
     known: np.ndarray | None = None  # SxS bool, the model-size known mask
     generated: np.ndarray | None = None  # G(z*) at model size, uint8
     outside: int = 0  # hole pixels outside the crop, filled by OpenCV inpainting
+    seed: int = 0  # the seed that reproduces this completion (CompletionOptions.seed, samples=1)
+    # With CompletionOptions.samples > 1: every candidate, lowest loss first (this one is the first).
+    candidates: list[Completion] = field(default_factory=list)
 
 
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -126,6 +142,15 @@ class Completer:
         # activations: the same function, 1.1-1.3x faster per step (benchmarks/step_cost.py).
         self.generator = fold_batch_norm(model.generator).to(memory_format=torch.channels_last)
 
+    def with_options(self, **changes: object) -> Completer:
+        """A Completer on the same model with some options changed, sharing the prepared generator
+        (a server answers each request with its own seed, samples and iterations)."""
+        other = copy.copy(self)
+        other.options = replace(self.options, **changes)
+        if other.options.init == "encoder" and self.model.encoder is None:
+            raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
+        return other
+
     @property
     def size(self) -> int:
         return self.model.config.image_size
@@ -137,21 +162,31 @@ class Completer:
             return m
         return yeh_weights(m, self.options.window)
 
-    def initial_z(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def initial_z(self, y: torch.Tensor, m: torch.Tensor, seeds: list[int] | None = None) -> torch.Tensor:
         """Starting z for every (image, restart), (N * R, nz).
 
-        Each image draws its restarts from its own generator seeded with options.seed, so its
-        result does not depend on which other images share the batch, or where it sits in it."""
+        Each image draws its restarts from its own generator seeded with its seed (options.seed
+        unless `seeds` gives one per image), so its result does not depend on which other images
+        share the batch, or where it sits in it."""
         r, nz = self.options.restarts, self.model.config.nz
-        z = torch.rand(r, nz, generator=torch.Generator().manual_seed(self.options.seed)) * 2 - 1
-        z = z.repeat(y.shape[0], 1)
+        seeds = [self.options.seed] * y.shape[0] if seeds is None else list(seeds)
+        draws = {}
+        for s in set(seeds):
+            gen = torch.Generator().manual_seed(s)
+            restarts = torch.rand(r, nz, generator=gen) * 2 - 1
+            # Drawn after the restarts, so that a seed's restarts are what they were before.
+            shift = torch.randn(nz, generator=gen) * self.options.spread if s != 0 else torch.zeros(nz)
+            draws[s] = (restarts, shift)
+        z = torch.cat([draws[s][0] for s in seeds])
         if self.options.init == "encoder":
             with torch.no_grad():
                 ze = self.model.encoder(y, m).cpu()
-            # Restart 0 starts at the encoder's estimate, the others in a small ball around it.
+            # Restart 0 starts at the encoder's estimate (moved by the seed's shift), the others
+            # in a small ball around it.
             jitter = (z * 0.25).view(-1, r, nz)
             jitter[:, 0] = 0
-            z = (ze.repeat_interleave(r, 0) + jitter.view(-1, nz)).clamp(-1, 1)
+            shift = torch.stack([draws[s][1] for s in seeds]).repeat_interleave(r, 0)
+            z = (ze.repeat_interleave(r, 0) + jitter.view(-1, nz) + shift).clamp(-1, 1)
         return z
 
     def objective(
@@ -174,14 +209,20 @@ class Completer:
         return loss, g
 
     def optimise(
-        self, y: torch.Tensor, m: torch.Tensor, callback: StepCallback | None = None, every: int = 0
+        self,
+        y: torch.Tensor,
+        m: torch.Tensor,
+        callback: StepCallback | None = None,
+        every: int = 0,
+        seeds: list[int] | None = None,
     ) -> Optimised:
-        """y: (N, 3, S, S) in [-1, 1]; m: (N, 1, S, S), 1 = known. Returns the best restart each."""
+        """y: (N, 3, S, S) in [-1, 1]; m: (N, 1, S, S), 1 = known; seeds: one per image (default:
+        options.seed for all). Returns the best restart each."""
         o = self.options
         device = self.model.device
         n, r = y.shape[0], o.restarts
         y, m = y.to(device), m.to(device)
-        z = self.initial_z(y, m).to(device)
+        z = self.initial_z(y, m, seeds).to(device)
         yr = y.repeat_interleave(r, 0)
         w = self.weights(m).repeat_interleave(r, 0)
         z.requires_grad_(True)
@@ -242,7 +283,10 @@ class Completer:
 
         An image at the model's size is used as is. Otherwise, with aligned=True the canonical
         centre crop is completed; with aligned=False the face is found (or taken from `box`),
-        framed as in training, and the result pasted back into the hole at full resolution."""
+        framed as in training, and the result pasted back into the hole at full resolution.
+
+        With options.samples = K > 1 each image is completed K times (seeds options.seed + k), in
+        the same tensor batch; the result is the lowest-loss candidate, all K in its .candidates."""
         from .photo import frame_input, paste_back  # photo builds on this module
 
         s, crop = self.size, self.model.config.crop
@@ -257,7 +301,7 @@ class Completer:
                 )
             if known.all():
                 log.warning("%s: the mask has no hole: the output equals the input", name)
-                results[i] = Completion(image.copy(), 0.0)
+                results[i] = Completion(image.copy(), 0.0, seed=self.options.seed)
                 continue
             as_is = aligned or (box is None and image.shape[:2] == (s, s))
             framed.append((i, *frame_input(image, known, s, crop, box, as_is, name)))
@@ -266,21 +310,31 @@ class Completer:
                     "%s: the hole covers the whole face crop: completed from the model's prior alone", name
                 )
         if framed:
+            k, seed = self.options.samples, self.options.seed
             m = torch.stack([torch.from_numpy(kn.astype(np.float32))[None] for _, _, _, kn in framed])
             y = torch.stack(
                 [torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1) for _, _, v, _ in framed]
             )
             y = (y / 127.5 - 1) * m  # the hole's old content never reaches the optimisation
-            opt = self.optimise(y, m, callback, every)
+            # Row j * k + c is candidate c of framed image j.
+            seeds = [seed + c for _ in framed for c in range(k)]
+            opt = self.optimise(y.repeat_interleave(k, 0), m.repeat_interleave(k, 0), callback, every, seeds)
             for j, (i, framing, view, kn) in enumerate(framed):
                 image, known = items[i]
-                g = ((opt.generated[j].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0)
-                gen_f = g.numpy().astype(np.float32)
-                out, outside = paste_back(image, ~known, framing, gen_f, self.options.blend, names[i])
-                generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
-                results[i] = Completion(
-                    out, float(opt.loss[j]), int(opt.steps[j]), framing, view, kn, generated, outside
-                )
+                candidates = []
+                for row in range(j * k, (j + 1) * k):
+                    g = ((opt.generated[row].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).permute(
+                        1, 2, 0
+                    )
+                    gen_f = g.numpy().astype(np.float32)
+                    out, outside = paste_back(image, ~known, framing, gen_f, self.options.blend, names[i])
+                    generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
+                    loss, steps = float(opt.loss[row]), int(opt.steps[row])
+                    candidates.append(
+                        Completion(out, loss, steps, framing, view, kn, generated, outside, seeds[row])
+                    )
+                candidates.sort(key=lambda c: c.loss)  # stable: equal losses keep the seed order
+                results[i] = replace(candidates[0], candidates=candidates) if k > 1 else candidates[0]
         return results  # type: ignore[return-value]
 
     def complete(

@@ -1,0 +1,540 @@
+"""`completion serve`: one page to paint the hole, and an HTTP API, over a model loaded once.
+
+Requests queue for one model worker: a thread that owns the Completer and runs every job (decoding,
+face finding, completion, PNG encoding) one at a time, so the networks and large decoded images are
+never used by two requests at once. At most `queue_size` requests wait or run; a request beyond that
+gets 503 before its body is read. Each body is read into memory up to `max_upload` bytes (413
+beyond), parsed there, and dropped with the request: nothing uploaded touches the disk, and no path
+a client names is ever opened (bundled samples are served from a fixed list)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import io
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from . import __version__
+from .complete import Completer, Completion
+from .errors import CompletionError, MaskError
+from .imageio import image_mode, in_source_mode, load_alpha, load_rgb
+from .masks import CONVENTIONS, load_mask, make_mask, mask_from_alpha, parse_mask_type
+from .photo import detect_faces, parse_box
+
+log = logging.getLogger(__name__)
+
+# A request body (image + mask + fields) above this is refused with 413; 20 MiB holds a 12-megapixel
+# PNG photo with room to spare.
+MAX_UPLOAD = 20 * 1024 * 1024
+# Requests waiting or running at once; more get 503. Each holds at most MAX_UPLOAD bytes until the
+# worker takes it.
+QUEUE_SIZE = 8
+MAX_SAMPLES = 8
+MAX_ITERATIONS = 1000
+# Bundled pictures the page offers; the only files a client can ask for, by these names.
+SAMPLES = ("face_01.png", "face_02.png", "face_03.png", "face_04.png", "photo.png")
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP status and the one-line message sent as {"error": ...}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = " ".join(str(message).split())
+
+
+class QueueFull(Exception):
+    """Every place in the queue is taken."""
+
+
+class ModelWorker:
+    """One thread that runs jobs in arrival order, with a bounded number admitted at a time."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._slots = threading.BoundedSemaphore(capacity)
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self.last_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="completion-model-worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def admitted(self) -> int:
+        """Requests holding a place: waiting, being read, or running."""
+        return self._admitted
+
+    def admit(self) -> None:
+        """Take a place in the queue or raise QueueFull; every admit() is followed by one release()."""
+        if not self._slots.acquire(blocking=False):
+            raise QueueFull
+        with self._lock:
+            self._admitted += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+        self._slots.release()
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            t0 = time.perf_counter()
+            try:
+                future.set_result(fn())
+            except BaseException as e:  # handed to the request that asked; the worker carries on
+                future.set_exception(e)
+            finally:
+                self.last_seconds = time.perf_counter() - t0
+                del job, fn, future  # nothing of a finished request stays referenced here
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
+# -- request parsing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    image: bytes
+    mask: bytes | None
+    fields: dict[str, str]
+
+
+async def read_upload(request: Request, limit: int) -> Upload:
+    """The multipart body, in memory: ApiError 413 beyond `limit` bytes, 400 when malformed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body is {int(declared):,} bytes, above the limit of {limit:,}")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, f"request body is above the limit of {limit:,} bytes")
+    except ClientDisconnect:
+        raise ApiError(400, "the client went away before the upload ended") from None
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(400, "expected a multipart/form-data body (fields: image, mask, mask_type, ...)")
+
+    pending = [bytes(body)]  # handed to the parser once, then dropped
+    del body
+
+    async def stream():  # noqa: ANN202 - the parser's async byte stream, from memory
+        yield pending.pop()
+
+    parser = MultiPartParser(request.headers, stream(), max_files=2, max_fields=16, max_part_size=4096)
+    # Spool file parts in memory up to the body limit: an upload never reaches a temporary file.
+    parser.spool_max_size = limit
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ApiError(400, f"malformed multipart body: {e.message}") from None
+    try:
+        files: dict[str, bytes] = {}
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields[key] = value
+            else:
+                files[key] = await value.read()
+        if "image" not in files:
+            raise ApiError(400, "missing the 'image' file field")
+        unknown = set(files) - {"image", "mask"}
+        if unknown:
+            raise ApiError(400, f"unknown file field {sorted(unknown)[0]!r} (expected image and mask)")
+        return Upload(files["image"], files.get("mask"), fields)
+    finally:
+        await form.close()
+
+
+def _int_field(fields: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = fields.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: {raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"{name}: {value} is not in the range {lo}<=x<={hi}")
+    return value
+
+
+def _bool_field(fields: dict[str, str], name: str) -> bool:
+    raw = fields.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ApiError(400, f"{name}: {raw!r} is not a boolean (true or false)")
+
+
+@dataclass
+class Job:
+    """What one completion request asks for, validated before it reaches the worker."""
+
+    image: bytes
+    mask: bytes | None
+    mask_type: str | None
+    convention: str
+    samples: int
+    seed: int
+    iterations: int
+    box: Any
+    aligned: bool
+    fmt: str
+
+
+def parse_job(up: Upload, default_iterations: int) -> Job:
+    f = up.fields
+    known_fields = {
+        "mask_type",
+        "mask_convention",
+        "samples",
+        "seed",
+        "iterations",
+        "box",
+        "aligned",
+        "format",
+    }
+    unknown = set(f) - known_fields
+    if unknown:
+        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+    mask_type = f.get("mask_type", "").strip() or None
+    if mask_type is not None:
+        if up.mask is not None:
+            raise ApiError(400, "give either mask or mask_type, not both")
+        try:
+            mask_type = parse_mask_type(mask_type)
+        except ValueError as e:
+            raise ApiError(400, f"mask_type: {e}") from None
+    convention = f.get("mask_convention", "white-hole").strip() or "white-hole"
+    if convention not in CONVENTIONS:
+        raise ApiError(400, f"mask_convention: {convention!r} is not one of {', '.join(CONVENTIONS)}")
+    box = None
+    if f.get("box", "").strip():
+        try:
+            box = parse_box(f["box"])
+        except ValueError as e:
+            raise ApiError(400, f"box: {e}") from None
+    aligned = _bool_field(f, "aligned")
+    if box is not None and aligned:
+        raise ApiError(400, "give either box or aligned, not both")
+    samples = _int_field(f, "samples", 1, 1, MAX_SAMPLES)
+    fmt = f.get("format", "auto").strip() or "auto"
+    if fmt not in ("auto", "png", "json"):
+        raise ApiError(400, f"format: {fmt!r} is not one of auto, png, json")
+    if fmt == "auto":
+        fmt = "png" if samples == 1 else "json"
+    if fmt == "png" and samples > 1:
+        raise ApiError(400, "format=png returns one image: ask for samples=1, or format=json")
+    return Job(
+        image=up.image,
+        mask=up.mask,
+        mask_type=mask_type,
+        convention=convention,
+        samples=samples,
+        seed=_int_field(f, "seed", 0, 0, 2**31 - 1),
+        iterations=_int_field(f, "iterations", default_iterations, 0, MAX_ITERATIONS),
+        box=box,
+        aligned=aligned,
+        fmt=fmt,
+    )
+
+
+# -- the work, in the worker thread -------------------------------------------------------------------
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    # Level 3: about as small as the default 6 on photos, several times faster to write.
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def decode_pair(job: Job) -> tuple[np.ndarray, np.ndarray, str]:
+    """(image, known mask, Pillow mode) from the upload, with the CLI's checks and messages."""
+    image = load_rgb(Path("image"), data=job.image)
+    mode = image_mode(Path("image"), data=job.image)
+    h, w = image.shape[:2]
+    if job.mask is not None:
+        known, _ = load_mask(Path("mask"), h, w, job.convention, data=job.mask)
+    elif job.mask_type is not None:
+        known = make_mask(job.mask_type, h, w, seed=job.seed)
+    else:
+        alpha = load_alpha(Path("image"), data=job.image)
+        if alpha is None:
+            raise MaskError("image: no mask given and the image has no transparency")
+        known = mask_from_alpha(alpha)
+    return image, known, mode
+
+
+def run_job(completer: Completer, job: Job) -> dict[str, Any]:
+    image, known, mode = decode_pair(job)
+    c = completer.with_options(seed=job.seed, samples=job.samples, iterations=job.iterations)
+    res: Completion = c.complete_many([(image, known)], aligned=job.aligned, box=job.box, names=["image"])[0]
+    candidates = res.candidates or [res]
+    crop = None if res.framing is None else [[round(x, 1), round(y, 1)] for x, y in res.framing.corners()]
+    return {
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "crop": crop,
+        "outside": res.outside,
+        "candidates": [
+            {
+                "seed": c.seed,
+                "loss": round(c.loss, 4),
+                "steps": c.steps,
+                "png": encode_png(in_source_mode(c.image, mode)),
+            }
+            for c in candidates
+        ],
+    }
+
+
+def find_faces(data: bytes) -> dict[str, Any]:
+    image = load_rgb(Path("image"), data=data)
+    faces = detect_faces(image)
+    return {
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "faces": [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in faces],
+    }
+
+
+# -- the application ----------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def sample_files() -> dict[str, bytes]:
+    """The bundled pictures, by name (package data)."""
+    folder = resources.files("completion") / "web" / "samples"
+    return {name: (folder / name).read_bytes() for name in SAMPLES if (folder / name).is_file()}
+
+
+COMPLETE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {"type": "string", "format": "binary", "description": "the photo or face"},
+                    "mask": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "mask image, white = hole (resized if it has the image's aspect)",
+                    },
+                    "mask_type": {
+                        "type": "string",
+                        "description": "a generated mask instead: center, left, eyes, random:0.8, ...",
+                    },
+                    "mask_convention": {"type": "string", "enum": list(CONVENTIONS), "default": "white-hole"},
+                    "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES, "default": 1},
+                    "seed": {"type": "integer", "minimum": 0, "default": 0},
+                    "iterations": {"type": "integer", "minimum": 0, "maximum": MAX_ITERATIONS},
+                    "box": {"type": "string", "description": "the face's box x,y,w,h (skips detection)"},
+                    "aligned": {"type": "boolean", "description": "the image is an aligned face crop"},
+                    "format": {
+                        "type": "string",
+                        "enum": ["auto", "png", "json"],
+                        "default": "auto",
+                        "description": "auto: image/png for samples=1, JSON otherwise",
+                    },
+                },
+            }
+        }
+    },
+}
+
+COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "format=png: the completed image (headers X-Seed, X-Loss). format=json: "
+        '{"width", "height", "crop" (the face crop\'s corners or null), "outside", "seconds", '
+        '"candidates": [{"seed", "loss", "steps", "png" (base64)}], lowest loss first}',
+        "content": {"image/png": {}, "application/json": {}},
+    },
+    400: {"description": 'bad input: {"error": "<one line>"}'},
+    413: {"description": "request body above the upload limit"},
+    503: {"description": "the queue is full; try again later"},
+}
+
+
+def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: int = QUEUE_SIZE) -> FastAPI:
+    """The web application around a loaded model (its worker thread starts here)."""
+    worker = ModelWorker(queue_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        yield
+        worker.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; the server works offline,
+        # so only the OpenAPI description itself is served, at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+        title="dcgan-completion",
+        version=__version__,
+        description='Fill holes in face photos with a DCGAN. Errors are JSON {"error": "<one line>"}.',
+    )
+    app.state.worker = worker
+    samples = sample_files()
+    default_iterations = completer.options.iterations
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
+
+    async def in_worker(request: Request, work: Callable[[Upload], T], reader: Callable) -> T | Response:
+        """Admit, read the upload, run `work` in the worker; ApiErrors become JSON responses."""
+        try:
+            worker.admit()
+        except QueueFull:
+            return _error(503, f"the server is busy ({worker.capacity} requests queued); try again shortly")
+        try:
+            up = await reader(request)
+            return await asyncio.wrap_future(worker.submit(lambda: work(up)))
+        except ApiError as e:
+            return _error(e.status, e.message)
+        except CompletionError as e:
+            return _error(400, str(e))
+        finally:
+            worker.release()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        html = (resources.files("completion") / "web" / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html)
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        """Liveness, the model, the queue and the limits."""
+        cfg = completer.model.config
+        return {
+            "status": "ok",
+            "version": __version__,
+            "model": completer.model.path.name if completer.model.path else None,
+            "image_size": cfg.image_size,
+            "device": str(completer.model.device),
+            "iterations": default_iterations,
+            "queue": {"admitted": worker.admitted, "capacity": worker.capacity},
+            "last_seconds": round(worker.last_seconds, 3),
+            "max_upload_bytes": max_upload,
+            "max_samples": MAX_SAMPLES,
+        }
+
+    @app.post(
+        "/api/complete",
+        openapi_extra={"requestBody": COMPLETE_BODY},
+        responses=COMPLETE_RESPONSES,
+        response_class=Response,
+    )
+    async def complete(request: Request) -> Response:
+        """Complete one image: PNG, or JSON with every candidate (README, "Web page and HTTP API")."""
+        t0 = time.perf_counter()
+        fmt = {"fmt": "png"}
+
+        async def reader(req: Request) -> Job:
+            job = parse_job(await read_upload(req, max_upload), default_iterations)
+            fmt["fmt"] = job.fmt
+            return job
+
+        out = await in_worker(request, lambda job: run_job(completer, job), reader)
+        if isinstance(out, Response):
+            return out
+        if fmt["fmt"] == "png":
+            best = out["candidates"][0]
+            headers = {"X-Seed": str(best["seed"]), "X-Loss": str(best["loss"])}
+            return Response(best["png"], media_type="image/png", headers=headers)
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+        for c in out["candidates"]:
+            c["png"] = base64.b64encode(c["png"]).decode("ascii")
+        return JSONResponse(out)
+
+    @app.post(
+        "/api/faces",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {"image": {"type": "string", "format": "binary"}},
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def faces(request: Request) -> Response:
+        """The faces OpenCV finds in an image: {"width", "height", "faces": [{"x", "y", "w", "h"}]},
+        largest first. Any of them can be sent back as `box` to /api/complete."""
+        out = await in_worker(request, lambda up: find_faces(up.image), lambda r: read_upload(r, max_upload))
+        return out if isinstance(out, Response) else JSONResponse(out)
+
+    @app.get("/api/samples")
+    async def sample_list() -> dict[str, list[str]]:
+        """The bundled sample pictures the page offers."""
+        return {"samples": list(samples)}
+
+    @app.get("/api/samples/{name}", responses={200: {"content": {"image/png": {}}}})
+    async def sample(name: str) -> Response:
+        """One bundled sample picture, by its name in /api/samples (no other file can be asked for)."""
+        if name not in samples:
+            return _error(404, f"no sample named {name!r}; see /api/samples")
+        return Response(samples[name], media_type="image/png")
+
+    return app

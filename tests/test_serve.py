@@ -1,0 +1,301 @@
+"""`completion serve`: the HTTP API through FastAPI's test client, candidates, limits and errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from completion.bundle import load_model, save_model
+from completion.cli import main
+from completion.complete import Completer, CompletionOptions
+from completion.config import ModelConfig
+from completion.errors import ImageError
+from completion.imageio import MAX_PIXELS, load_rgb
+from completion.models import Discriminator, Generator
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from completion.serve import create_app  # noqa: E402
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A width-8, 32 px model with random weights: the API's plumbing needs no trained model."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=SIZE, ngf=8, ndf=8, crop="none")
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
+    return path
+
+
+@pytest.fixture(scope="module")
+def completer(bundle: Path) -> Completer:
+    return Completer(load_model(bundle), CompletionOptions(iterations=3))
+
+
+@pytest.fixture(scope="module")
+def client(completer: Completer):  # noqa: ANN201
+    with TestClient(create_app(completer, queue_size=2)) as c:
+        yield c
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hole() -> np.ndarray:
+    """White = hole: the central square."""
+    m = np.zeros((SIZE, SIZE), np.uint8)
+    m[8:24, 8:24] = 255
+    return m
+
+
+def post(client: TestClient, image: bytes, mask: bytes | None = None, **fields: object):  # noqa: ANN201
+    files = {"image": ("x.png", image, "image/png")}
+    if mask is not None:
+        files["mask"] = ("m.png", mask, "image/png")
+    return client.post("/api/complete", files=files, data={k: str(v) for k, v in fields.items()})
+
+
+def test_health(client: TestClient) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["image_size"] == SIZE and body["model"] == "tiny.pt"
+    assert body["queue"] == {"admitted": 0, "capacity": 2} and body["max_samples"] == 8
+
+
+def test_complete_png_changes_only_the_hole(client: TestClient, face: np.ndarray, hole: np.ndarray) -> None:
+    r = post(client, png(face), png(hole))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png" and r.headers["x-seed"] == "0"
+    out = decode(r.content)
+    known = hole == 0
+    assert out.shape == face.shape
+    assert np.array_equal(out[known], face[known])
+    assert not np.array_equal(out[~known], face[~known])
+
+
+def test_candidates_json_sorted_and_reproducible(
+    client: TestClient, face: np.ndarray, hole: np.ndarray
+) -> None:
+    r = post(client, png(face), png(hole), samples=3, seed=5)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cands = body["candidates"]
+    assert (body["width"], body["height"]) == (SIZE, SIZE) and body["crop"] is not None
+    assert sorted(c["seed"] for c in cands) == [5, 6, 7]
+    assert [c["loss"] for c in cands] == sorted(c["loss"] for c in cands)
+    images = [decode(base64.b64decode(c["png"])) for c in cands]
+    known = hole == 0
+    for im in images:
+        assert np.array_equal(im[known], face[known])
+    # Different seeds give different completions, and one seed alone gives its candidate again.
+    assert not np.array_equal(images[0], images[1])
+    again = post(client, png(face), png(hole), seed=cands[1]["seed"])
+    assert again.status_code == 200
+    assert np.array_equal(decode(again.content), images[1])
+
+
+def test_mask_type_and_json_format(client: TestClient, face: np.ndarray) -> None:
+    r = post(client, png(face), mask_type="center", format="json", iterations=0)
+    assert r.status_code == 200, r.text
+    (cand,) = r.json()["candidates"]
+    assert cand["steps"] == 0 and cand["seed"] == 0
+
+
+def test_transparency_is_the_hole(client: TestClient, face: np.ndarray) -> None:
+    rgba = np.dstack([face, np.full((SIZE, SIZE), 255, np.uint8)])
+    rgba[10:20, 10:20, 3] = 0
+    r = post(client, png(rgba))
+    assert r.status_code == 200
+    out = decode(r.content)
+    assert np.array_equal(out[:10], face[:10])
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "message"),
+    [
+        ({}, {}, "missing the 'image' file field"),
+        ({"samples": "9"}, None, "samples: 9 is not in the range 1<=x<=8"),
+        ({"samples": "two"}, None, "samples: 'two' is not an integer"),
+        ({"iterations": "-1"}, None, "iterations: -1 is not in the range 0<=x<=1000"),
+        ({"mask_type": "blob"}, None, "mask_type: "),
+        ({"mask_type": "center", "mask": True}, None, "give either mask or mask_type, not both"),
+        ({"box": "1,2,3"}, None, "box: box '1,2,3': expected x,y,w,h"),
+        ({"box": "1,2,3,4", "aligned": "true"}, None, "give either box or aligned, not both"),
+        ({"format": "png", "samples": "2"}, None, "format=png returns one image"),
+        ({"colour": "red"}, None, "unknown field 'colour'"),
+    ],
+)
+def test_bad_fields_are_one_line_json_errors(
+    client: TestClient, face: np.ndarray, hole: np.ndarray, fields: dict, files: dict | None, message: str
+) -> None:
+    fields = dict(fields)
+    upload = {"image": ("x.png", png(face), "image/png")} if files is None else files
+    if fields.pop("mask", False):
+        upload["mask"] = ("m.png", png(hole), "image/png")
+    if not upload:  # a multipart body without the image
+        upload = {"other": ("o.png", b"x", "image/png")}
+    r = client.post("/api/complete", files=upload, data=fields)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert message in err and "\n" not in err
+
+
+def test_unreadable_image_says_what_the_cli_says(client: TestClient) -> None:
+    r = post(client, b"GIF89a not really")
+    assert r.status_code == 400
+    with pytest.raises(ImageError) as cli_error:
+        load_rgb(Path("image"), data=b"GIF89a not really")
+    assert r.json() == {"error": str(cli_error.value)}
+
+
+def test_mask_of_another_shape(client: TestClient, face: np.ndarray) -> None:
+    r = post(client, png(face), png(np.zeros((10, 40), np.uint8)))
+    assert r.status_code == 400
+    assert r.json()["error"] == "mask: mask is 40x10 but the image is 32x32 (aspect ratio differs)"
+
+
+def test_decompression_bomb_refused_before_decoding(client: TestClient) -> None:
+    side = int(MAX_PIXELS**0.5) + 100
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, format="PNG")  # tiny file, > MAX_PIXELS pixels
+    r = post(client, buf.getvalue(), mask_type="center")
+    assert r.status_code == 400
+    assert r.json()["error"] == (
+        f"image: image is {side}x{side} pixels, above the limit of {MAX_PIXELS:,}; refused before decoding"
+    )
+
+
+def test_upload_limit_is_413(completer: Completer, face: np.ndarray) -> None:
+    with TestClient(create_app(completer, max_upload=2000)) as small:
+        r = post(small, png(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    assert r.status_code == 413
+    assert "above the limit of 2,000" in r.json()["error"]
+
+
+def test_full_queue_is_503(completer: Completer, face: np.ndarray) -> None:
+    app = create_app(completer, queue_size=1)
+    with TestClient(app) as c:
+        app.state.worker.admit()  # the one place is taken
+        try:
+            r = post(c, png(face), mask_type="center")
+        finally:
+            app.state.worker.release()
+        assert r.status_code == 503 and "busy" in r.json()["error"]
+        assert post(c, png(face), mask_type="center").status_code == 200
+
+
+def test_uploads_stay_in_memory(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3 MB upload is parsed without any temporary file (Starlette spools to disk above 1 MB)."""
+
+    def no_disk(*a: object, **k: object) -> None:
+        raise AssertionError("an upload reached a temporary file")
+
+    for name in ("TemporaryFile", "NamedTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    big = np.random.default_rng(1).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    data = png(big)
+    assert len(data) > 2_000_000
+    r = post(client, data, mask_type="center", aligned="true", iterations=0)
+    assert r.status_code == 200, r.text
+    assert decode(r.content).shape == big.shape
+
+
+def test_samples_only_from_the_fixed_list(client: TestClient) -> None:
+    names = client.get("/api/samples").json()["samples"]
+    assert "face_01.png" in names and "photo.png" in names
+    r = client.get("/api/samples/face_01.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert decode(r.content).shape == (64, 64, 3)
+    for bad in ("..%2F..%2Fpyproject.toml", "%2Fetc%2Fpasswd", "face_01.jpg", "index.html"):
+        r = client.get(f"/api/samples/{bad}")
+        assert r.status_code == 404 and "error" in r.json()
+
+
+def test_faces_endpoint(client: TestClient, face: np.ndarray) -> None:
+    r = client.post("/api/faces", files={"image": ("x.png", png(face), "image/png")})
+    assert r.status_code == 200
+    assert r.json() == {"width": SIZE, "height": SIZE, "faces": []}
+
+
+def test_page_is_self_contained(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "/api/complete" in html
+    for external in ('src="http', "src='http", 'href="http', "@import", "url(http", "//cdn"):
+        assert external not in html
+
+
+def test_openapi_documents_the_api(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/complete"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["required"] == ["image"]
+    assert {"image", "mask", "mask_type", "samples", "seed", "iterations"} <= set(
+        body["schema"]["properties"]
+    )
+    assert "/api/health" in spec["paths"]
+    assert client.get("/docs").status_code == 404  # its scripts come from a CDN: not served
+    assert client.get("/nowhere").json() == {"error": "Not Found"}
+
+
+# -- candidates in the library and the CLI ----------------------------------------------------------
+
+
+def test_library_candidates(completer: Completer, face: np.ndarray, hole: np.ndarray) -> None:
+    known = hole == 0
+    single = completer.complete(face, known)
+    many = completer.with_options(samples=4).complete(face, known)
+    assert [c.seed for c in sorted(many.candidates, key=lambda c: c.seed)] == [0, 1, 2, 3]
+    assert [c.loss for c in many.candidates] == sorted(c.loss for c in many.candidates)
+    assert many.loss == many.candidates[0].loss and many.seed == many.candidates[0].seed
+    # Seed 0 among candidates is the plain single completion, bit for bit.
+    zero = next(c for c in many.candidates if c.seed == 0)
+    assert np.array_equal(zero.image, single.image)
+    with pytest.raises(ValueError, match="samples"):
+        CompletionOptions(samples=0)
+    with pytest.raises(ValueError, match="spread"):
+        CompletionOptions(spread=float("nan"))
+
+
+def test_cli_samples_writes_every_candidate(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src = tmp_path / "face.png"
+    Image.fromarray(face).save(src)
+    out = tmp_path / "out.png"
+    args = ["complete", "--model", bundle, "--image", src, "--mask-type", "center", "--iterations", "3"]
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--out", out, "--samples", "3", "--seed", "10"]])
+    assert r.exit_code == 0, r.output
+    seeds = {10, 11, 12}
+    written = {int(p.stem.split(".seed")[1]): decode(p.read_bytes()) for p in tmp_path.glob("out.seed*.png")}
+    assert set(written) == seeds
+    best = decode(out.read_bytes())
+    assert any(np.array_equal(best, im) for im in written.values())
+    again = tmp_path / "again.png"
+    r = CliRunner().invoke(main, [str(a) for a in [*args, "--out", again, "--seed", "11"]])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(decode(again.read_bytes()), written[11])
