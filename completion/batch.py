@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +39,7 @@ from .complete import Completer, Completion
 from .errors import CompletionError, ImageError
 from .imageio import image_mode, in_source_mode, is_image_path, load_gray, output_error, save_image
 from .inputs import load_pair
+from .text import plural
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class BatchReport:
     def summary(self) -> str:
         rate = f", {self.done / self.seconds:.2f} images/s" if self.done and self.seconds > 0 else ""
         return (
-            f"{self.total} images: {self.done} completed, {self.skipped_existing} already done, "
+            f"{plural(self.total, 'image')}: {self.done} completed, {self.skipped_existing} already done, "
             f"{self.failed} failed ({self.seconds:.1f} s{rate})"
         )
 
@@ -307,7 +309,12 @@ def _message(job_image: Path, e: BaseException) -> str:
     """The error's text without a leading '<image path>: ' (the log line names the image)."""
     msg = str(e)
     prefix = f"{job_image}: "
-    return msg[len(prefix) :] if msg.startswith(prefix) else msg
+    return for_batch(msg[len(prefix) :] if msg.startswith(prefix) else msg)
+
+
+def for_batch(msg: str) -> str:
+    """The library's advice names `complete`'s --box, which `batch` has not: point there instead."""
+    return re.sub(r"--box( x,y,w,h)?", "`completion complete --box x,y,w,h` on that image", msg)
 
 
 @dataclass
@@ -501,6 +508,6 @@ def _collect(saves: list, run: _Run) -> None:
         try:
             fut.result()
         except CompletionError as e:
-            run.record(job.rel, "failed", error=str(e), image=job.image)
+            run.record(job.rel, "failed", error=for_batch(str(e)), image=job.image)
         else:
             run.record(job.rel, "done", output=out, loss=loss, seconds=seconds)

@@ -77,6 +77,11 @@ def read_file(path: Path, kind: str) -> dict[str, Any]:
         raise ModelFileError(f"{path}: corrupt or truncated model file") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a dcgan-completion {kind} file")
+    if kind == "model" and obj.get("kind") == "checkpoint":
+        raise ModelFileError(
+            f"{path}: is a training checkpoint, not a model; make one with "
+            f"`completion export {path} --out MODEL.pt`"
+        )
     if obj.get("kind") != kind:
         raise ModelFileError(f"{path}: is a {obj.get('kind')} file, expected a {kind} file")
     want = BUNDLE_VERSION if kind == "model" else CHECKPOINT_VERSION

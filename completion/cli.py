@@ -18,6 +18,7 @@ from .complete import SPREAD_DEFAULT
 from .config import ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
+from .text import plural
 
 log = logging.getLogger("completion")
 
@@ -81,6 +82,11 @@ def main(debug: bool, quiet: bool) -> None:
 
 
 MODEL_HELP = "Model bundle (.pt); default: the shipped face model."
+
+
+def _progress(no_progress: bool) -> bool:
+    """Progress bars unless --no-progress or the group's -q/--quiet."""
+    return not no_progress and not click.get_current_context().find_root().params.get("quiet", False)
 
 
 def _model_path(model: Path | None) -> Path:
@@ -178,7 +184,7 @@ def train(
         label_smoothing=label_smoothing,
         device=device,
         checkpoint_minutes=checkpoint_minutes,
-        progress=not no_progress,
+        progress=_progress(no_progress),
         precision=precision,
         ema=ema,
         keep_every=keep_every,
@@ -504,7 +510,9 @@ def complete(
 
 
 @main.command()
-@click.option("--type", "mask_type", required=True, callback=_mask_type_option, help="Mask type (see below).")
+@click.option(
+    "--type", "mask_type", required=True, callback=_mask_type_option, help="Mask type (listed above)."
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--size", type=click.IntRange(1, 10000), default=64, show_default=True, help="Side in pixels.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -516,7 +524,19 @@ def complete(
 )
 @handle_errors
 def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str) -> None:
-    """Write a generated mask for inspection (white = hole by default)."""
+    """Write a generated mask for inspection (white = hole by default).
+
+    \b
+    Mask types (the same for --mask-type of complete, batch and evaluate):
+      center                    the central quarter (rows and columns size/4 to 3*size/4)
+      left, right, top, bottom  that half of the image (half = left)
+      random:F                  each pixel missing with probability F, 0 < F < 1 (random:0.8)
+      pattern                   random blobs and brush strokes over about 25 % of the image
+      grid:STEP                 only every STEP-th pixel in both directions known, STEP >= 2
+      lowres:FACTOR             only one pixel per FACTOR x FACTOR cell known, FACTOR >= 2
+      eyes, mouth               a band over the eyes or the mouth of an aligned face
+      full                      everything is a hole
+    Random types are reproducible with --seed."""
     from .masks import make_mask, save_mask
 
     save_mask(out, make_mask(mask_type, size, size, seed=seed), mask_convention)
@@ -571,7 +591,9 @@ def evaluate(
     completer = build_completer(kw)
     cfg = completer.model.config
     faces = load_faces(select_files(images, offset, n), cfg.image_size, cfg.crop)
-    report = run_evaluate(completer, faces, types, batch_size, not no_baselines, out)
+    report = run_evaluate(
+        completer, faces, types, batch_size, not no_baselines, out, progress=_progress(False)
+    )
     click.echo(report.markdown())
 
 
@@ -623,7 +645,7 @@ def train_encoder(
         steps=steps,
         batch_size=batch_size,
         seed=seed,
-        progress=not no_progress,
+        progress=_progress(no_progress),
     )
     enc = run(m, opts)
     add_encoder(m.to("cpu"), enc.to("cpu"), out, opts)
@@ -744,7 +766,7 @@ def batch_command(
     jobs, failures = pair_files(images, masks_dir, exclude=[out])
     if count > 1:
         jobs, failures = take_shard(jobs, index, count), take_shard(failures, index, count)
-        log.info("shard %d/%d: %d images", index, count, len(jobs) + len(failures))
+        log.info("shard %d/%d: %s", index, count, plural(len(jobs) + len(failures), "image"))
     result = run_batch(
         completer,
         jobs,
@@ -756,7 +778,7 @@ def batch_command(
         convention=convention,
         failures=failures,
         report=report,
-        progress=not no_progress and not (from_env and index > 0),
+        progress=_progress(no_progress) and not (from_env and index > 0),
         aligned=aligned,
     )
     quiet = click.get_current_context().find_root().params.get("quiet", False)

@@ -17,6 +17,7 @@ import torch
 from .config import parse_crop
 from .errors import DataError, ImageError
 from .imageio import list_images, load_rgb
+from .text import plural
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,22 @@ def select_files(data: Path, offset: int = 0, limit: int | None = None) -> list[
     return files
 
 
-def decode_all(files: list[Path], size: int, crop: str, threads: int = 4) -> tuple[torch.Tensor, int]:
-    """Decode files to a (N, 3, S, S) uint8 tensor; unreadable ones are skipped and counted."""
+def decode_all(
+    files: list[Path],
+    size: int,
+    crop: str,
+    threads: int = 4,
+    failures: list[tuple[Path, str]] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Decode files to a (N, 3, S, S) uint8 tensor; unreadable ones are skipped and counted, and
+    listed in `failures` (path, message) when a list is given."""
 
     def one(p: Path) -> np.ndarray | None:
         try:
             return load_face(p, size, crop)
-        except ImageError:
+        except ImageError as e:
+            if failures is not None:
+                failures.append((p, str(e)))  # list.append is atomic: safe from the pool's threads
             return None
 
     with ThreadPoolExecutor(threads) as ex:  # decoders release the GIL
@@ -72,7 +82,7 @@ def decode_all(files: list[Path], size: int, crop: str, threads: int = 4) -> tup
     good = [a for a in arrays if a is not None]
     skipped = len(arrays) - len(good)
     if not good:
-        raise DataError(f"none of the {len(files)} images could be read")
+        raise DataError(f"none of the {plural(len(files), 'image')} could be read")
     return torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).contiguous(), skipped
 
 
@@ -88,12 +98,17 @@ class FaceSet(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor | None:
         try:
             return torch.from_numpy(load_face(self.files[i], self.size, self.crop)).permute(2, 0, 1)
-        except ImageError:
+        except ImageError as e:
+            log.warning("skipped %s", e)  # the message names the file
             return None
 
 
 def _collate(items: list[torch.Tensor | None]) -> torch.Tensor:
     return torch.stack([x for x in items if x is not None]) if any(x is not None for x in items) else None
+
+
+# Unreadable training files named one per line; beyond this many, only counted.
+SKIPPED_NAMED = 50
 
 
 class FaceData:
@@ -110,10 +125,16 @@ class FaceData:
         self.files, self.size, self.crop, self.workers = files, size, crop, workers
         self.cache: torch.Tensor | None = None
         self.skipped = 0
+        self.skipped_files: list[tuple[Path, str]] = []
         if len(files) * 3 * size * size <= cache_max_bytes:
-            self.cache, self.skipped = decode_all(files, size, crop)
+            self.cache, self.skipped = decode_all(files, size, crop, failures=self.skipped_files)
             if self.skipped:
-                log.warning("skipped %d unreadable image(s) of %d", self.skipped, len(files))
+                self.skipped_files.sort()
+                log.warning("skipped %s of %d:", plural(self.skipped, "unreadable image"), len(files))
+                for _, message in self.skipped_files[:SKIPPED_NAMED]:
+                    log.warning("  %s", message)  # the message names the file
+                if self.skipped > SKIPPED_NAMED:
+                    log.warning("  ... and %d more", self.skipped - SKIPPED_NAMED)
 
     def __len__(self) -> int:
         return len(self.cache) if self.cache is not None else len(self.files)

@@ -197,3 +197,72 @@ def test_unwritable_out_fails_before_the_work(
     first = one_line(r, 1)
     assert first.startswith("error: ") and "cannot write" in first and str(ro) in first, first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+# -- 12: messages that point somewhere useful -------------------------------------------------------
+
+
+def test_batch_advice_names_no_option_batch_lacks(model: Path, tmp_path: Path) -> None:
+    images = tmp_path / "in"
+    Image.fromarray(np.full((150, 200, 3), 90, np.uint8)).save(_png(images / "flat.png"))  # no face
+    r = cli("batch", "--images", images, "--mask-type", "center", "--out", tmp_path / "o", "--model", model,
+            "--iterations", "1", "--no-progress")  # fmt: skip
+    assert r.exit_code == 1 and "no face found" in r.stderr
+    assert r.stderr.count("--box") == r.stderr.count("completion complete --box") > 0, r.stderr
+
+
+def test_masks_help_lists_every_type() -> None:
+    from completion.masks import _SIMPLE
+
+    r = cli("masks", "--help")
+    assert r.exit_code == 0 and "below" not in r.output
+    for name in (*_SIMPLE, "random:F", "grid:STEP", "lowres:FACTOR"):
+        assert name in r.output, name
+
+
+def test_one_image_is_singular(model: Path, face: Path, tmp_path: Path) -> None:
+    from completion.text import plural
+
+    assert (plural(1, "image"), plural(2, "image"), plural(0, "image")) == ("1 image", "2 images", "0 images")
+    r = cli("batch", "--images", face.parent, "--mask-type", "center", "--out", tmp_path / "o",
+            "--model", model, "--iterations", "1", "--no-progress", "--aligned")  # fmt: skip
+    assert r.exit_code == 0 and "1 image: 1 completed" in r.stderr and "1 images" not in r.stderr
+
+
+def test_training_names_the_files_it_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from completion.data import FaceData
+
+    good = [_png(tmp_path / f"f{i}.png") for i in range(3)]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    with caplog.at_level("WARNING", logger="completion"):
+        data = FaceData(sorted([*good, bad]), 32, "none")
+    assert data.skipped == 1 and len(data.cache) == 3
+    assert any(str(bad) in m and "not a readable image" in m for m in caplog.messages), caplog.messages
+    assert any("skipped 1 unreadable image of 4" in m for m in caplog.messages), caplog.messages
+
+
+def test_quiet_hides_progress_bars(model: Path, face: Path, tmp_path: Path) -> None:
+    args = ["batch", "--images", face.parent, "--mask-type", "center", "--model", model, "--iterations", "1",
+            "--aligned"]  # fmt: skip
+    loud = cli(*args, "--out", tmp_path / "a")
+    assert loud.exit_code == 0 and "batch: 100%" in loud.stderr, loud.stderr
+    quiet = cli("-q", *args, "--out", tmp_path / "b")
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_sample_on_a_checkpoint_points_to_export(tmp_path: Path) -> None:
+    from completion.bundle import CHECKPOINT_VERSION, FORMAT, write_file
+
+    ckpt = tmp_path / "checkpoint.pt"
+    write_file(ckpt, {"format": FORMAT, "kind": "checkpoint", "version": CHECKPOINT_VERSION})
+    first = one_line(cli("sample", "--model", ckpt, "--out", tmp_path / "g.png"), 1)
+    assert "training checkpoint" in first and f"completion export {ckpt}" in first
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_readme_tables_have_one_header_row() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = readme.splitlines()
+    for a, b in zip(lines, lines[1:], strict=False):
+        assert not (a.startswith("|") and a == b), a
