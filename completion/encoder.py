@@ -21,6 +21,7 @@ from .bundle import Model, save_model
 from .data import FaceData, select_files
 from .masks import make_mask
 from .models import Encoder
+from .train import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class EncoderOptions:
     z_weight: float = 1.0
     seed: int = 0
     progress: bool = True
+    precision: str = "auto"  # as in training: bf16 autocast only where the hardware has it
 
 
 def mask_bank(size: int, per_type: int, seed: int) -> torch.Tensor:
@@ -79,20 +81,23 @@ def train_encoder(model: Model, opts: EncoderOptions) -> Encoder:
     bank = mask_bank(cfg.image_size, 64, opts.seed).to(device)
     gen = torch.Generator().manual_seed(opts.seed)
     half = opts.batch_size // 2
+    precision = resolve_precision(opts.precision, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     bar = tqdm(range(opts.steps), desc="encoder", disable=not opts.progress, dynamic_ncols=True)
     t0 = time.monotonic()
     for step in bar:
         z = torch.rand(half, cfg.nz, generator=gen).to(device) * 2 - 1
-        with torch.no_grad():
-            fake = G(z)
+        with torch.no_grad(), autocast:
+            fake = G(z).float()
         idx = torch.randint(0, len(data.cache), (opts.batch_size - half,), generator=gen)
         real = data.cache[idx].to(device).float() / 127.5 - 1
         flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
         x = torch.cat([fake, real])
         m = bank[torch.randint(0, len(bank), (len(x),), generator=gen).to(device)]
-        z_hat = enc(x * m, m)
-        recon = G(z_hat)
+        with autocast:
+            z_hat = enc(x * m, m).float()
+            recon = G(z_hat).float()
         loss_img = (recon - x).abs().mean()
         loss_z = (z_hat[:half] - z).pow(2).mean()
         loss = loss_img + opts.z_weight * loss_z
@@ -102,7 +107,7 @@ def train_encoder(model: Model, opts: EncoderOptions) -> Encoder:
         sched.step()
         if step % 10 == 0:
             bar.set_postfix(img=f"{loss_img.item():.3f}", z=f"{loss_z.item():.3f}")
-    log.info("encoder trained: %d steps in %.0f s", opts.steps, time.monotonic() - t0)
+    log.info("encoder trained: %d steps in %.0f s (%s)", opts.steps, time.monotonic() - t0, precision)
     return enc.eval()
 
 
