@@ -37,7 +37,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .complete import Completer, Completion
 from .errors import CompletionError, ImageError
-from .imageio import image_mode, in_source_mode, is_image_path, load_gray, output_error, save_image
+from .imageio import (
+    IMAGE_EXTENSIONS,
+    image_mode,
+    in_source_mode,
+    is_image_path,
+    load_gray,
+    output_error,
+    save_image,
+)
 from .inputs import load_pair
 from .text import plural
 
@@ -61,11 +69,13 @@ class Job:
 
 @dataclass(frozen=True)
 class Failure:
-    """An image that cannot be completed, found before or during the run."""
+    """An image that cannot be completed, found before or during the run; or, with status
+    "ignored", a path under the images folder that is not an image (named, but not a failure)."""
 
     image: Path
     rel: str
     error: str
+    status: str = "failed"
 
 
 @dataclass
@@ -77,37 +87,68 @@ class BatchReport:
     skipped_existing: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    ignored: int = 0  # paths under the images folder that are not images (files of other kinds, ...)
+    ignored_paths: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     report_path: Path | None = None
 
     def summary(self) -> str:
         rate = f", {self.done / self.seconds:.2f} images/s" if self.done and self.seconds > 0 else ""
+        ignored = f"; {plural(self.ignored, 'other path')} ignored" if self.ignored else ""
         return (
             f"{plural(self.total, 'image')}: {self.done} completed, {self.skipped_existing} already done, "
-            f"{self.failed} failed ({self.seconds:.1f} s{rate})"
+            f"{self.failed} failed{ignored} ({self.seconds:.1f} s{rate})"
         )
 
 
 # -- finding the work -------------------------------------------------------------------------
 
 
-def _walk(root: Path, exclude: Sequence[Path] = ()) -> Iterator[tuple[str, list[str]]]:
+def _walk(
+    root: Path, exclude: Sequence[Path] = (), others: list[tuple[str, str]] | None = None
+) -> Iterator[tuple[str, list[str]]]:
     """(relative folder posix, sorted image file names) for every folder under root, pruning the
-    folders in exclude (e.g. an output folder inside the input folder)."""
+    folders in exclude (e.g. an output folder inside the input folder). Symbolic links to folders
+    are followed (once per real folder). Every other path met (files of other kinds, dangling
+    links, a second link to a folder already walked) goes to `others` as (relative path, reason)."""
     root = Path(root)
     if not root.exists():
         raise ImageError(f"{root}: no such file or directory")
     if not root.is_dir():
         raise ImageError(f"{root}: is not a folder")
     skip = {os.path.realpath(p) for p in exclude}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip)
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel = Path(dirpath).relative_to(root).as_posix()
-        names = sorted(
-            n for n in filenames if is_image_path(Path(n)) and os.path.isfile(os.path.join(dirpath, n))
-        )
+        rel = "" if rel == "." else rel
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link loop, or a second way to a folder: its images come once
+            if others is not None:
+                others.append((rel, f"links to {real}, a folder already walked"))
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip)
+        names = []
+        for n in sorted(filenames):
+            path = os.path.join(dirpath, n)
+            if is_image_path(Path(n)) and os.path.isfile(path):
+                names.append(n)
+            elif others is not None:
+                others.append((_join(rel, n), _not_an_image(path)))
         if names:
-            yield ("" if rel == "." else rel), names
+            yield rel, names
+
+
+def _not_an_image(path: str) -> str:
+    """Why a path met while walking is not an input."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "dangling symbolic link"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    suffix = Path(path).suffix
+    kinds = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+    return f"not an image file ({suffix or 'no extension'}; images are {kinds})"
 
 
 def _join(rel_dir: str, name: str) -> str:
@@ -138,7 +179,8 @@ def pair_files(
 
     jobs: list[Job] = []
     failures: list[Failure] = []
-    for rel_dir, names in _walk(images_dir, excl):
+    others: list[tuple[str, str]] = []
+    for rel_dir, names in _walk(images_dir, excl, others):
         folder = images_dir / rel_dir
         stems = {Path(n).stem for n in names}
         lama: dict[str, list[str]] = {}
@@ -178,6 +220,10 @@ def pair_files(
             kept.append(j)
         else:
             failures.append(Failure(j.image, j.rel, f"output {j.output} is already the output of {first}"))
+    for rel, why in others:
+        # In LaMa's layout a stray x_mask.png is not an image either way; anything else is named.
+        status = "failed" if why == "dangling symbolic link" and is_image_path(Path(rel)) else "ignored"
+        failures.append(Failure(images_dir / rel, rel, why, status))
     failures.sort(key=lambda f: f.rel)
     return kept, failures
 
@@ -337,6 +383,13 @@ class _Run:
         image: Path | None = None,
     ) -> None:
         s = self.stats
+        if status == "ignored":
+            s.ignored += 1
+            s.ignored_paths.append((rel, error or ""))
+            log.info("ignored %s: %s", image if image is not None else rel, error)
+            if self.writer is not None:
+                self.writer.add({"image": rel, "output": None, "status": status, "error": error})
+            return
         s.total += 1
         if status == "done":
             s.done += 1
@@ -393,7 +446,7 @@ def run_batch(
     )
     try:
         for f in failures:
-            run.record(f.rel, "failed", error=f.error, image=f.image)
+            run.record(f.rel, f.status, error=f.error, image=f.image)
 
         stale = _StaleTemps()
         pending: list[tuple[Job, Path]] = []
@@ -445,7 +498,7 @@ def run_batch(
     if run.writer is not None:
         run.writer.finish({
             "total": s.total, "done": s.done, "skipped_existing": s.skipped_existing, "failed": s.failed,
-            "seconds": round(s.seconds, 3),
+            "ignored": s.ignored, "seconds": round(s.seconds, 3),
         })  # fmt: skip
     return s
 

@@ -16,7 +16,7 @@ import torch
 
 from .config import parse_crop
 from .errors import DataError, ImageError
-from .imageio import list_images, load_rgb
+from .imageio import IMAGE_EXTENSIONS, list_images, load_rgb
 from .text import plural
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def select_files(data: Path, offset: int = 0, limit: int | None = None) -> list[
     files = list_images(Path(data))
     files = files[offset : None if limit is None else offset + limit]
     if not files:
-        raise DataError(f"{data}: no images found (jpg, jpeg, png, webp, bmp)")
+        kinds = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+        raise DataError(f"{data}: no images found ({kinds})")
     return files
 
 

@@ -21,7 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, OutputError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# The formats folders are searched for: what `complete` reads in practice (Pillow decodes more).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # Refuse images above this many pixels before decoding them (decompression bombs).
 MAX_PIXELS = 100_000_000
 

@@ -112,7 +112,8 @@ def test_pairing(folder: tuple[Path, Path]) -> None:
     assert by_rel["b.jpg"].mask == masks / "b.JPG"
     assert by_rel["sub/c.png"].mask == masks / "sub" / "c.bmp"
     assert by_rel["sub/deeper/d.PNG"].mask == masks / "sub" / "deeper" / "d.png"
-    assert [(f.rel, f.error) for f in failures] == [("sub/e.png", "no mask found")]
+    assert [(f.rel, f.error) for f in failures if f.status == "failed"] == [("sub/e.png", "no mask found")]
+    assert [(f.rel, f.status) for f in failures if f.status != "failed"] == [("notes.txt", "ignored")]
     assert [j.rel for j in jobs] == sorted(j.rel for j in jobs)
 
 
@@ -172,7 +173,9 @@ def test_batch_folder(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Pa
     assert {k: rep[k] for k in ("total", "done", "skipped_existing", "failed")} == {
         "total": 10, "done": 6, "skipped_existing": 0, "failed": 4}  # fmt: skip
     entries = {e["image"]: e for e in rep["images"]}
-    assert set(entries) == set(GOOD) | set(BAD)
+    assert set(entries) == set(GOOD) | set(BAD) | {"notes.txt"}
+    note = entries["notes.txt"]
+    assert note["status"] == "ignored" and "not an image file (.txt" in note["error"]
     for rel, o in GOOD.items():
         e = entries[rel]
         assert e["status"] == "done" and e["error"] is None and e["output"] == str(out / o)
@@ -265,7 +268,7 @@ def test_shards_partition(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path
     assert sum(t["done"] for t in totals) == len(GOOD) and sum(t["skipped_existing"] for t in totals) == 0
     assert sum(t["failed"] for t in totals) == len(BAD)
     seen = [e["image"] for t in totals for e in t["images"]]
-    assert sorted(seen) == sorted(set(GOOD) | set(BAD))
+    assert sorted(seen) == sorted(set(GOOD) | set(BAD) | {"notes.txt"})
 
 
 def test_torchrun_env_shards(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path: Path,

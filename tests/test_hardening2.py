@@ -266,3 +266,40 @@ def test_readme_tables_have_one_header_row() -> None:
     lines = readme.splitlines()
     for a, b in zip(lines, lines[1:], strict=False):
         assert not (a.startswith("|") and a == b), a
+
+
+# -- 9: batch takes what complete takes, and names every path it leaves out ------------------------
+
+
+def test_batch_names_every_path_it_leaves_out(model: Path, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    import json
+    import os
+
+    images, elsewhere = tmp_path / "images", tmp_path / "elsewhere"
+    rgb = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    images.mkdir()
+    Image.fromarray(rgb).save(images / "scan.tif")
+    Image.fromarray(rgb).convert("P").save(images / "anim.gif")
+    _png(images / "plain.png")
+    _png(elsewhere / "linked.png")
+    os.symlink(elsewhere, images / "linked_folder")  # followed
+    os.symlink(images, images / "loop")  # a second way into the images folder: named, not walked
+    os.symlink(tmp_path / "gone.png", images / "dangling.png")
+    (images / "notes.txt").write_text("not an image")
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    with caplog.at_level("INFO", logger="completion"):
+        r = cli("batch", "--images", images, "--mask-type", "center", "--out", out, "--model", model,
+                "--iterations", "1", "--aligned", "--no-progress", "--report", report)  # fmt: skip
+    assert r.exit_code == 1, r.output
+    done = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert done == {"scan.png", "anim.png", "plain.png", "linked_folder/linked.png"}
+    entries = {e["image"]: e for e in json.loads(report.read_text())["images"]}
+    assert entries["dangling.png"]["status"] == "failed" and "dangling" in entries["dangling.png"]["error"]
+    assert entries["notes.txt"]["status"] == "ignored" and entries["loop"]["status"] == "ignored"
+    rep = json.loads(report.read_text())
+    assert (rep["total"], rep["done"], rep["failed"], rep["ignored"]) == (5, 4, 1, 2)
+    assert "4 completed, 0 already done, 1 failed; 2 other paths ignored" in r.stderr
+    logged = "\n".join(caplog.messages)
+    for name in ("dangling.png", "notes.txt", "loop"):
+        assert str(images / name) in logged, (name, logged)
