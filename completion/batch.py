@@ -45,6 +45,7 @@ from .imageio import (
     load_gray,
     output_error,
     save_image,
+    source_meta,
 )
 from .inputs import load_pair
 from .text import plural
@@ -474,7 +475,8 @@ def run_batch(
             )
 
         def save(job: Job, out: Path, image: np.ndarray) -> None:
-            save_image(out, in_source_mode(image, image_mode(job.image)))
+            mode = image_mode(job.image)
+            save_image(out, in_source_mode(image, mode), meta=source_meta(job.image, mode))
 
         with (
             logging_redirect_tqdm(),

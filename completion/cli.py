@@ -398,6 +398,13 @@ def _same_file(a: Path, b: Path) -> bool:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output image.")
 @click.option("--concat", is_flag=True, help="Write input | masked | G(z*) | completed side by side instead.")
 @click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="For a .jpg or .webp --out: 1-100. Default: JPEG 95 with full colour resolution (the only "
+    "lossy case), WebP lossless. PNG, WebP, TIFF and BMP keep every pixel outside the hole exact.",
+)
+@click.option(
     "--save-steps",
     type=click.IntRange(min=1),
     default=None,
@@ -435,6 +442,7 @@ def complete(
     steps_dir: Path | None,
     box,  # noqa: ANN001
     aligned: bool,
+    quality: int | None,
     **kw,
 ) -> None:  # noqa: ANN003
     """Fill the hole of one face image.
@@ -445,7 +453,7 @@ def complete(
     import numpy as np
 
     from .data import resize
-    from .imageio import atomic_write, image_mode, in_source_mode, save_image
+    from .imageio import atomic_write, image_mode, in_source_mode, save_image, source_meta
     from .inputs import load_pair
     from .photo import complete_photo_full
 
@@ -499,7 +507,8 @@ def complete(
             completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
             save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
         else:
-            save_image(path, in_source_mode(res.image, image_mode(image)))
+            mode = image_mode(image)
+            save_image(path, in_source_mode(res.image, mode), quality=quality, meta=source_meta(image, mode))
 
     write(res, out)
     log.info("wrote %s (loss %.2f, %d steps, seed %d)", out, res.loss, res.steps, res.seed)

@@ -231,14 +231,72 @@ def atomic_write(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) c
         raise
 
 
-def save_image(path: Path, rgb: np.ndarray, fmt: str | None = None, **params) -> None:  # noqa: ANN003
-    """Save HxWx3 (or HxW) uint8 atomically; format from the suffix unless fmt is given."""
+# JPEG cannot be lossless; at 95 with full-resolution colour (4:4:4) pixels outside the hole move
+# by a few levels at most, where Pillow's default (75, 4:2:0) moved most of them by up to 84.
+JPEG_QUALITY = 95
+# Metadata that save_image carries over, by format (others have no place for it).
+_META_KEYS = {
+    "PNG": ("icc_profile", "exif", "dpi"),
+    "JPEG": ("icc_profile", "exif", "dpi"),
+    "WEBP": ("icc_profile", "exif"),
+    "TIFF": ("icc_profile", "exif", "dpi"),
+}
+
+
+def encoder_params(fmt: str, quality: int | None = None) -> dict:
+    """How the lossy formats are written: JPEG at `quality` (default JPEG_QUALITY) with 4:4:4
+    colour; WebP lossless unless a quality is given. Other formats are lossless anyway."""
+    if fmt == "JPEG":
+        return {"quality": quality or JPEG_QUALITY, "subsampling": 0}
+    if fmt == "WEBP":
+        return {"lossless": True} if quality is None else {"quality": quality}
+    return {}
+
+
+def save_image(
+    path: Path,
+    rgb: np.ndarray,
+    fmt: str | None = None,
+    quality: int | None = None,
+    meta: dict | None = None,
+    **params,  # noqa: ANN003
+) -> None:
+    """Save HxWx3 (or HxW) uint8 atomically; format from the suffix unless fmt is given.
+
+    quality: for JPEG and WebP (see encoder_params); meta: from source_meta, kept where the format
+    can hold it."""
     path = Path(path)
     fmt = fmt or Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
     img = Image.fromarray(np.ascontiguousarray(rgb))
+    keep = {k: v for k, v in (meta or {}).items() if k in _META_KEYS.get(fmt, ())}
+    params = {**encoder_params(fmt, quality), **keep, **params}
     atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
+
+
+def source_meta(path: Path, mode: str | None = None) -> dict:
+    """What an output made from the image at `path` keeps of it: the ICC profile (when it fits
+    the output's colours: grey for grey sources, RGB otherwise), the EXIF data with the orientation
+    reset (the pixels were turned upright when read) and the dpi. Best effort: metadata that
+    cannot be parsed is left out, since the pixels themselves were read."""
+    meta: dict = {}
+    with _open(path) as img:
+        grey = (mode or img.mode) in GREY_MODES
+        icc = img.info.get("icc_profile")
+        if isinstance(icc, bytes) and icc[16:20] == (b"GRAY" if grey else b"RGB "):
+            meta["icc_profile"] = icc
+        dpi = img.info.get("dpi")
+        if dpi:
+            meta["dpi"] = dpi
+        try:
+            exif = img.getexif()
+            if len(exif):
+                exif[0x0112] = 1  # Orientation: upright, as the pixels now are
+                meta["exif"] = exif.tobytes()
+        except _DECODE_ERRORS:
+            pass
+    return meta
 
 
 # Single-channel source modes: their completion is written back as 8-bit grey.
