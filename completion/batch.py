@@ -46,6 +46,8 @@ from .imageio import (
     output_error,
     save_image,
     source_meta,
+    stale_temp_target,
+    temp_prefix,
 )
 from .inputs import load_pair
 from .text import plural
@@ -266,9 +268,10 @@ def shard_from_env(environ: dict[str, str] | None = None) -> tuple[int, int] | N
 
 
 class _StaleTemps:
-    """Temp files (`.<name>.XXXXXXXX.tmp`, see imageio.atomic_write) that a killed run left beside
-    its outputs. Each folder is listed once; only the temp files of outputs this run owns are
-    removed, so shards sharing an output folder never touch each other's writes in flight."""
+    """Temp files (see imageio.temp_prefix) that a killed run left beside its outputs. Each folder
+    is listed once; only the temp files of outputs this run owns are removed, and only those that
+    are provably abandoned (imageio.stale_temp_target), so runs sharing an output folder never
+    touch each other's writes in flight."""
 
     def __init__(self) -> None:
         self._by_dir: dict[str, dict[str, list[str]]] = {}
@@ -279,10 +282,9 @@ class _StaleTemps:
             try:
                 with os.scandir(folder) as it:
                     for e in it:
-                        n = e.name
-                        if n.startswith(".") and n.endswith(".tmp") and n.count(".") >= 3:
-                            target = n[1:-4].rsplit(".", 1)[0]
-                            found.setdefault(target, []).append(n)
+                        target = stale_temp_target(Path(folder), e.name)
+                        if target is not None:
+                            found.setdefault(target, []).append(e.name)
             except OSError:
                 pass
             self._by_dir[folder] = found
@@ -305,7 +307,9 @@ class _ReportWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _StaleTemps().remove_for(self.path)
-            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            fd, self.tmp = tempfile.mkstemp(
+                prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent
+            )
         except OSError as e:
             raise output_error(self.path, e) from e
         self.f = os.fdopen(fd, "w", encoding="utf-8")

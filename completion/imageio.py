@@ -11,8 +11,10 @@ import contextlib
 import io
 import os
 import re
+import socket
 import struct
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -207,13 +209,56 @@ def ensure_folder(path: Path) -> Path:
     return path
 
 
+# -- temp files that name their writer -----------------------------------------------------------
+# `.NAME.HOST-PID.XXXXXXXX.tmp`: a cleanup can then tell a killed run's temp (its process is gone)
+# from one a concurrent run is still writing. Older `.NAME.XXXXXXXX.tmp` names have no owner.
+_TEMP = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<host>[A-Za-z0-9_-]*)-(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+# A temp of another machine (shared folder) or without an owner is stale only after this long.
+STALE_SECONDS = 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40]
+
+
+def temp_prefix(path: Path, pid: int | None = None) -> str:
+    """mkstemp's prefix for a temp file of `path` written by process `pid` (default: this one)."""
+    return f".{Path(path).name}.{_host()}-{os.getpid() if pid is None else pid}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
+
+
+def stale_temp_target(folder: Path, name: str) -> str | None:
+    """The output name a temp file in folder belongs to, if the temp is provably abandoned: its
+    writer on this machine is gone, or (another machine's, or unowned) it is over STALE_SECONDS
+    old. None for anything else, in particular for a temp a live process is writing."""
+    m = _TEMP.match(name)
+    if m is None:
+        return None
+    if m["pid"] is not None and m["host"] == _host():
+        return None if _alive(int(m["pid"])) else m["target"]
+    try:
+        age = time.time() - os.stat(os.path.join(folder, name)).st_mtime
+    except OSError:
+        return None
+    return m["target"] if age > STALE_SECONDS else None
+
+
 def atomic_write(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) callable
     """Write via a temp file in the same folder, then rename: readers never see half a file, and a
     failed or interrupted write leaves no temp file behind. Missing folders are created."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise output_error(path, e) from e
     try:

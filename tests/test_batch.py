@@ -16,13 +16,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from completion import photo
+from completion import complete as complete_module
 from completion.batch import Job, pair_files, parse_shard, run_batch, shard, shard_from_env
 from completion.bundle import load_model, save_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
 from completion.config import ModelConfig
 from completion.errors import MaskError
+from completion.imageio import temp_prefix
 from completion.models import Discriminator, Generator
 
 
@@ -34,6 +35,13 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
     return path
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    p = subprocess.Popen([sys.executable, "-c", ""])
+    p.wait()
+    return p.pid
 
 
 def _face(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -203,7 +211,7 @@ def test_shared_mask_type_and_file(tiny_bundle: Path, tmp_path: Path) -> None:
     for rel in ("x.png", "y.jpeg", "n/z.webp"):
         _save(images / rel, _face(rng, 32, 32))
     out = images / "done"
-    stale = out / "n" / ".z.png.abc12345.tmp"
+    stale = out / "n" / f"{temp_prefix('z.png', dead_pid())}abc12345.tmp"  # a killed run's
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half a png")
     base = ["batch", "--images", images, "--out", out, "--model", tiny_bundle, "--iterations", "1",
@@ -293,14 +301,14 @@ def test_one_bad_item_does_not_sink_its_chunk(tiny_bundle: Path, tmp_path: Path,
     for i in range(4):
         _save(images / f"{i}.png", np.zeros((32, 32, 3), np.uint8) if i == 2 else _face(rng, 32, 32))
     completer = Completer(load_model(tiny_bundle), CompletionOptions(iterations=1))
-    frame_input = photo.frame_input
+    warp = complete_module.warp_to_model
 
     def picky(image, known, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         if not image.any():
             raise MaskError("all black")
-        return frame_input(image, known, *args, **kwargs)
+        return warp(image, known, *args, **kwargs)
 
-    monkeypatch.setattr(photo, "frame_input", picky)
+    monkeypatch.setattr(complete_module, "warp_to_model", picky)
     jobs, failures = pair_files(images)
     assert all(isinstance(j, Job) and j.mask is None for j in jobs) and not failures
     rep = run_batch(completer, jobs, tmp_path / "out", batch_size=4, mask_type="center", progress=False)
@@ -346,7 +354,9 @@ def test_sigkill_and_rerun(tiny_bundle: Path, tmp_path: Path) -> None:
     # A temp file as if the kill had landed mid-write (the kill above may or may not have left one).
     pending = sorted(expected - before)[0]
     (out / pending).parent.mkdir(parents=True, exist_ok=True)
-    (out / pending).parent.joinpath(f".{Path(pending).name}.k1ll3d00.tmp").write_bytes(b"\x89PNG half")
+    (out / pending).parent.joinpath(f"{temp_prefix(pending, dead_pid())}k1ll3d00.tmp").write_bytes(
+        b"\x89PNG half"
+    )
 
     report = tmp_path / "report.json"
     r = run_cli(*cmd[3:], "--report", report)

@@ -364,3 +364,33 @@ def test_quality_option(model: Path, tmp_path: Path) -> None:
     one_line(cli("complete", "--image", src, "--mask-type", "center", "--out", tmp_path / "x.jpg",
                  "--model", model, "--quality", "0"), 2)  # fmt: skip
     assert not (tmp_path / "x.jpg").exists()
+
+
+# -- 3: a run removes only temp files that are provably abandoned ----------------------------------
+
+
+def test_batch_keeps_temps_of_live_writers(model: Path, face: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from completion.imageio import STALE_SECONDS, temp_prefix
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    live = out / f"{temp_prefix('face.png')}l1ve0000.tmp"  # this very process: a write in flight
+    killed = out / f"{temp_prefix('face.png', dead.pid)}k1ll0000.tmp"
+    unowned_new = out / ".face.png.n3w00000.tmp"  # an older version's name, just written
+    unowned_old = out / ".face.png.01d00000.tmp"
+    foreign_old = out / ".face.png.otherhost-1.f0r00000.tmp"
+    for p in (live, killed, unowned_new, unowned_old, foreign_old):
+        p.write_bytes(b"half")
+    old = time.time() - STALE_SECONDS - 60
+    for p in (unowned_old, foreign_old):
+        os.utime(p, (old, old))
+    one_line(cli("batch", "--images", face.parent, "--mask-type", "center", "--out", out, "--model", model,
+                 "--iterations", "1", "--aligned", "--no-progress"), 0)  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted(["face.png", live.name, unowned_new.name])
