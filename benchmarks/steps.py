@@ -1,6 +1,7 @@
 """How many steps does the z search need? Iteration counts and early-stop tolerances compared.
 
-A variant is ITERATIONS/TOLERANCE (tolerance 0: no early stop). Each variant completes the same
+A variant is ITERATIONS/TOLERANCE[/LAMBDA] (tolerance 0: no early stop; λ, the weight of the
+discriminator's perceptual term, defaults to CompletionOptions'). Each variant completes the same
 validation faces with every mask type in batches; quality (PSNR, hole PSNR, SSIM) and the mean
 number of Adam steps come from that run. The time of a single image is the median of --singles
 one-image calls (where an early stop saves time: a batch runs until its slowest image stops).
@@ -31,7 +32,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
     ap.add_argument("--mask-types", default=MASK_TYPES)
-    ap.add_argument("--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL,...")
+    ap.add_argument("--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM],...")
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--singles", type=int, default=8)
@@ -44,15 +45,17 @@ def main() -> None:
     faces = load_faces(select_files(SHARED, args.offset, args.n), size, model.config.crop)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
-    print("| mask | iterations | early stop | PSNR | PSNR hole | SSIM | mean steps | s (single, median) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mask | iterations | early stop | λ | PSNR | PSNR hole | SSIM | mean steps | s (single, median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
         knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
         inputs = blank_holes(faces, knowns)
         items = list(zip(inputs, knowns, strict=True))
         for variant in args.variants.split(","):
-            iterations, tol = int(variant.split("/")[0]), float(variant.split("/")[1])
-            c = Completer(model, replace(base, iterations=iterations, early_stop=tol))
+            parts = variant.split("/")
+            iterations, tol = int(parts[0]), float(parts[1])
+            lam = float(parts[2]) if len(parts) > 2 else base.lam
+            c = Completer(model, replace(base, iterations=iterations, early_stop=tol, lam=lam))
             done = []
             for s in range(0, len(items), args.batch_size):
                 done += c.complete_many(items[s : s + args.batch_size])
@@ -63,6 +66,7 @@ def main() -> None:
                 mt,
                 str(iterations),
                 f"{tol:g}",
+                f"{lam:g}",
                 f"{psnr:.2f}",
                 f"{psnr_hole:.2f}",
                 f"{ssim:.4f}",
