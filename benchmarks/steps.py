@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
     ap.add_argument("--mask-types", default=MASK_TYPES)
-    ap.add_argument("--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM],...")
+    ap.add_argument(
+        "--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM],..."
+    )
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--singles", type=int, default=8)
@@ -45,7 +47,7 @@ def main() -> None:
     faces = load_faces(select_files(SHARED, args.offset, args.n), size, model.config.crop)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
-    print("| mask | iterations | early stop | λ | PSNR | PSNR hole | SSIM | mean steps | s (single, median) |")
+    print("| mask | iterations | early stop | λ | PSNR | PSNR hole | SSIM | mean steps | s (single) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
         knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
