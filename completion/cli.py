@@ -413,6 +413,12 @@ def _same_file(a: Path, b: Path) -> bool:
 @click.option("--steps-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--box", default=None, callback=_box_option, help="The face's box x,y,w,h (skips detection).")
 @click.option(
+    "--face",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Complete only the N-th face found (1 = the largest); by default every face with a hole.",
+)
+@click.option(
     "--aligned", is_flag=True, help="The input is an aligned face crop: no detection, canonical crop."
 )
 @click.option(
@@ -441,6 +447,7 @@ def complete(
     save_steps: int | None,
     steps_dir: Path | None,
     box,  # noqa: ANN001
+    face: int | None,
     aligned: bool,
     quality: int | None,
     **kw,
@@ -448,21 +455,21 @@ def complete(
     """Fill the hole of one face image.
 
     An image at the model's size, or one marked --aligned, is used with the canonical crop; any
-    other photo has its face found (or given by --box), framed as in training, completed and
-    pasted back into the hole at full resolution."""
+    other photo has its faces found (or one given by --box or picked by --face), each framed as
+    in training by its landmarks; every face with a hole is completed and pasted back into the
+    hole at full resolution. A --mask-type is drawn on each face."""
     import numpy as np
 
     from .data import resize
     from .imageio import atomic_write, image_mode, in_source_mode, save_image, source_meta
     from .inputs import load_pair
-    from .photo import complete_photo_full
 
     if mask is not None and mask_type is not None:
         raise click.UsageError("give either --mask or --mask-type, not both")
     if (save_steps is None) != (steps_dir is None):
         raise click.UsageError("--save-steps and --steps-dir go together")
-    if box is not None and aligned:
-        raise click.UsageError("give either --box or --aligned, not both")
+    if sum((box is not None, aligned, face is not None)) > 1:
+        raise click.UsageError("give at most one of --box, --face and --aligned")
     if _same_file(out, image) or (mask is not None and _same_file(out, mask)):
         raise click.UsageError(f"--out {out} would overwrite an input file")
     check_writable(out)  # before the model loads and the search runs, not after
@@ -477,8 +484,8 @@ def complete(
             f"{box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image {image}", param_hint="--box"
         )
     steps: list[tuple[int, torch.Tensor]] = []
-    res = complete_photo_full(
-        completer, img, known, box=box, aligned=aligned, name=str(image),
+    res = completer.complete(
+        img, known, box=box, aligned=aligned, face=face, name=str(image),
         callback=(lambda it, g: steps.append((it, g[0].cpu()))) if save_steps else None,
         every=save_steps or 0,
     )  # fmt: skip
@@ -504,7 +511,7 @@ def complete(
             from .photo import warp_to_model
 
             masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
-            completed, _ = warp_to_model(res.image, np.ones(known.shape, bool), res.framing)
+            completed, _ = warp_to_model(res.image, np.ones((h, w), bool), res.framing)
             save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
         else:
             mode = image_mode(image)
@@ -587,7 +594,7 @@ def evaluate(
     """Score a model on ground-truth faces against OpenCV's Telea and Navier-Stokes inpainting."""
     from .data import select_files
     from .evaluate import evaluate as run_evaluate
-    from .evaluate import load_faces
+    from .evaluate import load_images
     from .masks import parse_mask_type
 
     try:
@@ -598,8 +605,7 @@ def evaluate(
         check_writable(out, folder=True)
     kw.pop("mask_convention")
     completer = build_completer(kw)
-    cfg = completer.model.config
-    faces = load_faces(select_files(images, offset, n), cfg.image_size, cfg.crop)
+    faces = load_images(select_files(images, offset, n))
     report = run_evaluate(
         completer, faces, types, batch_size, not no_baselines, out, progress=_progress(False)
     )

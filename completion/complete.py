@@ -14,19 +14,17 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .bundle import Model
-from .errors import MaskError
+from .errors import ImageError, MaskError
+from .faces import detect_faces
 from .masks import yeh_weights
 from .models import fold_batch_norm
-
-if TYPE_CHECKING:
-    from .photo import Box, Framing
+from .photo import NO_FACE, Box, Framing, assign_holes, face_mask, inpaint_classic, paste_back, warp_to_model
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +106,25 @@ class Optimised:
 
 
 @dataclass
+class FaceResult:
+    """One face the model completed in an image: where it is and what the model made of it."""
+
+    framing: Framing  # where the model's crop lies in the input
+    box: Box | None  # the detected (or given) face box; None for an aligned crop
+    crop: np.ndarray  # the model-size view of the input, SxSx3 uint8
+    known: np.ndarray  # SxS bool, the model-size known mask
+    generated: np.ndarray  # G(z*) at model size, uint8
+    loss: float
+    steps: int
+    hole: int  # hole pixels of the input given to this face
+    score: float | None = None  # the detector's confidence; None when not detected
+
+
+@dataclass
 class Completion:
-    """One completed image and, when it had a hole, the model-size intermediates."""
+    """One completed image and, when it had a hole, what was done: every face completed, with
+    its framing, model-size view, G(z*), loss and steps. framing/crop/known/generated are the
+    first face's (the largest), loss is the sum over the faces and steps their maximum."""
 
     image: np.ndarray  # completed, the input's size, uint8; bit-identical to the input outside the hole
     loss: float
@@ -118,10 +133,12 @@ class Completion:
     crop: np.ndarray | None = None  # the model-size view of the input, SxSx3 uint8
     known: np.ndarray | None = None  # SxS bool, the model-size known mask
     generated: np.ndarray | None = None  # G(z*) at model size, uint8
-    outside: int = 0  # hole pixels outside the crop, filled by OpenCV inpainting
+    outside: int = 0  # hole pixels outside every face's crop, filled by OpenCV inpainting
     seed: int = 0  # the seed that reproduces this completion (CompletionOptions.seed, samples=1)
     # With CompletionOptions.samples > 1: every candidate, lowest loss first (this one is the first).
     candidates: list[Completion] = field(default_factory=list)
+    faces: list[FaceResult] = field(default_factory=list)
+    hole_known: np.ndarray | None = None  # the input's known mask (HxW bool; generated masks drawn)
 
 
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -270,69 +287,152 @@ class Completer:
 
     # -- images of any size -------------------------------------------------------------------
 
+    def find_faces(
+        self,
+        image: np.ndarray,
+        aligned: bool = False,
+        box: Box | None = None,
+        face: int | None = None,
+        name: str = "image",
+    ) -> list[tuple[Framing, Box | None, float | None]]:
+        """The model crops an image offers, as (framing, box, detector score), largest first.
+
+        An aligned image (or, with neither box nor face given, one at the model's size) has one:
+        its canonical crop. `box` gives one face by hand; otherwise YuNet finds every face and
+        `face` (1-based, largest first) keeps only that one. Raises ImageError when none is found."""
+        h, w = image.shape[:2]
+        s, crop = self.size, self.model.config.crop
+        if aligned or (box is None and face is None and (h, w) == (s, s)):
+            return [(Framing.aligned(w, h, s, crop), None, None)]
+        if box is not None:
+            if box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0:
+                raise MaskError(f"{name}: box {box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image")
+            return [(Framing.from_box(box, s), box, None)]
+        found = detect_faces(image)
+        if not found:
+            raise ImageError(NO_FACE.format(name=name))
+        if face is not None:
+            if not 1 <= face <= len(found):
+                raise MaskError(
+                    f"{name}: face {face} asked for, but {len(found)} found "
+                    f"({_boxes([f.box for f in found])}; numbered from 1, largest first)"
+                )
+            found = [found[face - 1]]
+        return [(f.framing(s), f.box, f.score) for f in found]
+
     def complete_many(
         self,
-        items: list[tuple[np.ndarray, np.ndarray]],
+        items: list[tuple[np.ndarray, np.ndarray | str]],
         callback: StepCallback | None = None,
         every: int = 0,
-        aligned: bool = True,
+        aligned: bool = False,
         box: Box | None = None,
         names: list[str] | None = None,
+        face: int | None = None,
     ) -> list[Completion]:
-        """Complete (image HxWx3 uint8, known HxW bool) pairs together in one tensor batch.
+        """Complete (image HxWx3 uint8, known) pairs together in one tensor batch.
 
-        An image at the model's size is used as is. Otherwise, with aligned=True the canonical
-        centre crop is completed; with aligned=False the face is found (or taken from `box`),
-        framed as in training, and the result pasted back into the hole at full resolution.
+        `known` is an HxW bool mask (True = known) or a mask type (masks.make_mask spec), which is
+        drawn in each face's model frame and warped into the image. The faces: see find_faces (an
+        image at the model's size is its own crop). Each hole region goes to the face whose crop
+        covers most of it; every such face of every image is optimised in the same batch and
+        pasted back into its hole at full resolution; hole regions no crop covers are filled by
+        OpenCV's Telea inpainting. MaskError when the hole lies outside every face.
 
         With options.samples = K > 1 each image is completed K times (seeds options.seed + k), in
         the same tensor batch; the result is the lowest-loss candidate, all K in its .candidates."""
-        from .photo import frame_input, paste_back  # photo builds on this module
-
-        s, crop = self.size, self.model.config.crop
         names = names or [f"image {i + 1}" for i in range(len(items))]
         results: list[Completion | None] = [None] * len(items)
-        framed = []
+        # (item index, framing, box, score, view, model known, this face's share of the hole)
+        framed: list[tuple[int, Framing, Box | None, float | None, np.ndarray, np.ndarray, np.ndarray]] = []
+        extra: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # item -> (known, hole no face covers)
         for i, ((image, known), name) in enumerate(zip(items, names, strict=True)):
-            if image.shape[:2] != known.shape:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
+            h, w = image.shape[:2]
+            generated_mask = isinstance(known, str)
+            if not generated_mask:
+                known = np.asarray(known, bool)
+                if known.shape != (h, w):
+                    raise MaskError(
+                        f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is {w}x{h}"
+                    )
+                if known.all():
+                    log.warning("%s: the mask has no hole: the output equals the input", name)
+                    results[i] = Completion(image.copy(), 0.0, seed=self.options.seed, hole_known=known)
+                    continue
+            faces = self.find_faces(image, aligned, box, face, name)
+            if generated_mask:
+                known = face_mask(known, [f for f, _, _ in faces], h, w, seed=self.options.seed)
+            hole = ~known
+            shares, nowhere = assign_holes(hole, [f for f, _, _ in faces])
+            used = [(fc, share) for fc, share in zip(faces, shares, strict=True) if share.any()]
+            if not used:
                 raise MaskError(
-                    f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is "
-                    f"{image.shape[1]}x{image.shape[0]}"
+                    f"{name}: the hole lies outside every face found ({len(faces)}: "
+                    f"{_boxes([b for _, b, _ in faces])}); draw it over a face or give the face "
+                    "with --box x,y,w,h"
                 )
-            if known.all():
-                log.warning("%s: the mask has no hole: the output equals the input", name)
-                results[i] = Completion(image.copy(), 0.0, seed=self.options.seed)
-                continue
-            as_is = aligned or (box is None and image.shape[:2] == (s, s))
-            framed.append((i, *frame_input(image, known, s, crop, box, as_is, name)))
-            if not framed[-1][3].any():
-                log.warning(
-                    "%s: the hole covers the whole face crop: completed from the model's prior alone", name
+            area = sum(f.area for (f, _, _), _ in used)
+            if not generated_mask and int(hole.sum()) > area:
+                raise MaskError(
+                    f"{name}: the hole ({int(hole.sum())} px) is bigger than the face crops "
+                    f"({round(area)} px); draw a smaller hole, or give the whole face with --box"
                 )
+            for (framing, fbox, score), share in used:
+                view, kn = warp_to_model(image, known, framing)
+                if not kn.any():
+                    log.warning(
+                        "%s: the hole covers the whole face crop: completed from the model's prior alone",
+                        name,
+                    )
+                framed.append((i, framing, fbox, score, view, kn, share))
+            extra[i] = (known, nowhere)
         if framed:
             k, seed = self.options.samples, self.options.seed
-            m = torch.stack([torch.from_numpy(kn.astype(np.float32))[None] for _, _, _, kn in framed])
-            y = torch.stack(
-                [torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1) for _, _, v, _ in framed]
-            )
+            m = torch.stack([torch.from_numpy(f[5].astype(np.float32))[None] for f in framed])
+            y = torch.stack([torch.from_numpy(f[4].astype(np.float32)).permute(2, 0, 1) for f in framed])
             y = (y / 127.5 - 1) * m  # the hole's old content never reaches the optimisation
-            # Row j * k + c is candidate c of framed image j.
+            # Row j * k + c is candidate c of framed face j; a face's seed is its image's.
             seeds = [seed + c for _ in framed for c in range(k)]
             opt = self.optimise(y.repeat_interleave(k, 0), m.repeat_interleave(k, 0), callback, every, seeds)
-            for j, (i, framing, view, kn) in enumerate(framed):
-                image, known = items[i]
+            gens = (opt.generated.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+            gens = gens.permute(0, 2, 3, 1).numpy()
+            for i in extra:
+                image = items[i][0]
+                known, nowhere = extra[i]
+                rows = [j for j, f in enumerate(framed) if f[0] == i]
                 candidates = []
-                for row in range(j * k, (j + 1) * k):
-                    g = ((opt.generated[row].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).permute(
-                        1, 2, 0
-                    )
-                    gen_f = g.numpy().astype(np.float32)
-                    out, outside = paste_back(image, ~known, framing, gen_f, self.options.blend, names[i])
-                    generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
-                    loss, steps = float(opt.loss[row]), int(opt.steps[row])
+                for c in range(k):
+                    out, outside, done = image, int(nowhere.sum()), []
+                    for j in rows:
+                        _, framing, fbox, score, view, kn, share = framed[j]
+                        gen_f = gens[j * k + c].astype(np.float32)
+                        out, missed = paste_back(out, share, framing, gen_f, self.options.blend, names[i])
+                        outside += missed
+                        generated = np.clip(np.rint(gen_f), 0, 255).astype(np.uint8)
+                        loss, steps = float(opt.loss[j * k + c]), int(opt.steps[j * k + c])
+                        n_hole = int(share.sum())
+                        res = FaceResult(framing, fbox, view, kn, generated, loss, steps, n_hole, score)
+                        done.append(res)
+                    out = inpaint_classic(out, nowhere)
+                    first = done[0]
                     candidates.append(
-                        Completion(out, loss, steps, framing, view, kn, generated, outside, seeds[row])
+                        Completion(
+                            out,
+                            sum(d.loss for d in done),
+                            max(d.steps for d in done),
+                            first.framing,
+                            first.crop,
+                            first.known,
+                            first.generated,
+                            outside,
+                            seed + c,
+                            faces=done,
+                            hole_known=known,
+                        )
                     )
+                _log_faces(names[i], candidates[0])
                 candidates.sort(key=lambda c: c.loss)  # stable: equal losses keep the seed order
                 results[i] = replace(candidates[0], candidates=candidates) if k > 1 else candidates[0]
         return results  # type: ignore[return-value]
@@ -340,10 +440,63 @@ class Completer:
     def complete(
         self,
         image: np.ndarray,
-        known: np.ndarray,
+        known: np.ndarray | str,
         callback: StepCallback | None = None,
         every: int = 0,
-        aligned: bool = True,
+        aligned: bool = False,
+        box: Box | None = None,
+        face: int | None = None,
+        name: str = "image",
     ) -> Completion:
-        """Complete one image (HxWx3 uint8) whose mask `known` (HxW bool) is True where known."""
-        return self.complete_many([(image, known)], callback, every, aligned)[0]
+        """Complete one image (HxWx3 uint8): `known` is an HxW bool mask, True where known, or a
+        mask type drawn on each face. See complete_many."""
+        return self.complete_many([(image, known)], callback, every, aligned, box, [name], face)[0]
+
+
+def _boxes(boxes: list[Box | None]) -> str:
+    return ", ".join("aligned crop" if b is None else f"{b.x},{b.y},{b.w},{b.h}" for b in boxes)
+
+
+def _log_faces(name: str, res: Completion) -> None:
+    """One line: which faces the model completed, and what was left to classical inpainting."""
+    if len(res.faces) == 1 and res.faces[0].box is None and not res.outside:
+        return  # an aligned crop: nothing to say
+    parts = [
+        f"{'aligned crop' if f.box is None else f'box {f.box.x},{f.box.y},{f.box.w},{f.box.h}'} "
+        f"({f.hole} hole px)"
+        for f in res.faces
+    ]
+    log.info("%s: completed %d face(s): %s", name, len(res.faces), "; ".join(parts))
+    if res.outside:
+        log.warning(
+            "%s: %d hole pixels lie outside every face crop; filled them with OpenCV inpainting",
+            name,
+            res.outside,
+        )
+
+
+def complete_photo_full(
+    completer: Completer,
+    image: np.ndarray,
+    known: np.ndarray | str,
+    box: Box | None = None,
+    aligned: bool = False,
+    name: str = "image",
+    callback: StepCallback | None = None,
+    every: int = 0,
+    face: int | None = None,
+) -> Completion:
+    """Completer.complete with the photo-first argument order (kept for existing callers)."""
+    return completer.complete(image, known, callback, every, aligned, box, face, name)
+
+
+def complete_photo(
+    completer: Completer,
+    image: np.ndarray,
+    known: np.ndarray | str,
+    box: Box | None = None,
+    aligned: bool = False,
+    name: str = "image",
+) -> np.ndarray:
+    """The completed photo only (see Completer.complete)."""
+    return completer.complete(image, known, aligned=aligned, box=box, name=name).image

@@ -1,5 +1,10 @@
 """Judge a model on ground-truth faces: mask them, complete them with the model and with OpenCV's
-Telea and Navier-Stokes inpainting, and compare PSNR (whole, hole), SSIM and time per image."""
+Telea and Navier-Stokes inpainting, and compare PSNR (whole, hole), SSIM and time per image.
+
+The faces are aligned images as they come (e.g. CelebA's 89x109): each is completed the way
+`complete --aligned --mask-type T` completes it (the mask drawn in the canonical crop and warped
+into the image, the result pasted back at the image's resolution) and scored on the canonical crop
+at the model's size. An image already at the model's size is its own crop."""
 
 from __future__ import annotations
 
@@ -16,9 +21,9 @@ from tqdm import tqdm
 from .complete import Completer
 from .data import load_face
 from .errors import ImageError
-from .imageio import atomic_write, save_image
-from .masks import make_mask
+from .imageio import atomic_write, load_rgb, save_image
 from .metrics import psnr, ssim
+from .photo import Framing, face_mask, warp_to_model
 
 log = logging.getLogger(__name__)
 DEFAULT_MASK_TYPES = ("center", "left", "random:0.8", "pattern", "eyes", "mouth")
@@ -65,6 +70,17 @@ def load_faces(files: list[Path], size: int, crop: str) -> list[np.ndarray]:
     return faces
 
 
+def load_images(files: list[Path]) -> list[np.ndarray]:
+    """The images as they are (for evaluate, which frames them itself); unreadable ones skipped."""
+    images = []
+    for f in files:
+        try:
+            images.append(load_rgb(f))
+        except ImageError as e:
+            log.warning("skipped %s", e)
+    return images
+
+
 def opencv_inpaint(image: np.ndarray, known: np.ndarray, method: str) -> np.ndarray:
     flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
     out = cv2.inpaint(image, (~known).astype(np.uint8) * 255, 3, flag)
@@ -97,34 +113,47 @@ def evaluate(
     grid_rows: int = 8,
     progress: bool = True,
 ) -> Report:
-    """Score the completer (and OpenCV baselines) on ground-truth faces at model size."""
+    """Score the completer (and OpenCV baselines) on aligned ground-truth faces (any size; see the
+    module's note), at the model's size. Face i's mask is drawn with seed i."""
     report = Report(n_images=len(faces))
-    size = completer.size
+    size, crop = completer.size, completer.model.config.crop
+    framings = [Framing.aligned(f.shape[1], f.shape[0], size, crop) for f in faces]
+
+    def view(image: np.ndarray, framing: Framing) -> np.ndarray:
+        return warp_to_model(image, np.ones(image.shape[:2], bool), framing)[0]
+
+    truths = [view(f, fr) for f, fr in zip(faces, framings, strict=True)]
     for mask_type in mask_types:
-        knowns = [make_mask(mask_type, size, size, seed=i) for i in range(len(faces))]
-        inputs = blank_holes(faces, knowns)
+        full = [
+            face_mask(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
+            for i, (f, fr) in enumerate(zip(faces, framings, strict=True))
+        ]
+        knowns = [warp_to_model(f, k, fr)[1] for f, k, fr in zip(faces, full, framings, strict=True)]
+        inputs = blank_holes(faces, full)
         results: dict[str, list[np.ndarray]] = {}
         seconds: dict[str, float] = {}
         if baselines:
             for method in ("telea", "ns"):
                 t0 = time.perf_counter()
-                results[method] = [opencv_inpaint(f, k, method) for f, k in zip(inputs, knowns, strict=True)]
+                outs = [opencv_inpaint(f, k, method) for f, k in zip(inputs, full, strict=True)]
                 seconds[method] = (time.perf_counter() - t0) / len(faces)
+                results[method] = [view(o, fr) for o, fr in zip(outs, framings, strict=True)]
         ours: list[np.ndarray] = []
         t0 = time.perf_counter()
         bar = tqdm(total=len(faces), desc=f"{mask_type}", unit="img", disable=not progress, leave=False)
         for s in range(0, len(faces), batch_size):
-            chunk = list(zip(inputs[s : s + batch_size], knowns[s : s + batch_size], strict=True))
-            ours += [c.image for c in completer.complete_many(chunk)]
+            chunk = list(zip(inputs[s : s + batch_size], full[s : s + batch_size], strict=True))
+            done = completer.complete_many(chunk, aligned=True)
+            ours += [view(c.image, fr) for c, fr in zip(done, framings[s : s + batch_size], strict=True)]
             bar.update(len(chunk))
         bar.close()
         seconds["ours"] = (time.perf_counter() - t0) / len(faces)
         results["ours"] = ours
         for method, outs in results.items():
-            p, ph, s = score(faces, outs, knowns)
+            p, ph, s = score(truths, outs, knowns)
             report.rows.append(Row(mask_type, method, p, ph, s, seconds[method]))
         if out_dir is not None:
-            _save_grid(Path(out_dir) / f"grid_{_slug(mask_type)}.png", faces, knowns, results, grid_rows)
+            _save_grid(Path(out_dir) / f"grid_{_slug(mask_type)}.png", truths, knowns, results, grid_rows)
     if out_dir is not None:
         out_dir = Path(out_dir)
         atomic_write(out_dir / "results.md", lambda tmp: Path(tmp).write_text(report.markdown()))

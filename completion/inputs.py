@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import MaskError
 from .imageio import load_alpha, load_rgb
-from .masks import load_mask, make_mask, mask_from_alpha
+from .masks import load_mask, mask_from_alpha, parse_mask_type
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,13 @@ def load_pair(
     mask_type: str | None = None,
     convention: str = "white-hole",
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | str]:
     """The image (HxWx3 uint8) and its known mask (HxW bool, True = known).
 
-    The mask comes from a file, from a generated type at the image's size, or, when neither is
-    given, from the image's own transparency (transparent = hole)."""
+    The mask comes from a file or, when none is given, from the image's own transparency
+    (transparent = hole). A generated mask type is returned as its normalised spec: the completer
+    draws it in each face's frame (Completer.complete_many), which only it knows. `seed` is kept
+    for callers; the completer draws with its own options.seed."""
     image = load_rgb(Path(image_path))
     h, w = image.shape[:2]
     if mask_path is not None:
@@ -45,7 +47,7 @@ def load_pair(
         if resized and _first_time((str(mask_path), h, w)):
             log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
     elif mask_type is not None:
-        known = make_mask(mask_type, h, w, seed=seed)
+        return image, parse_mask_type(mask_type)
     else:
         alpha = load_alpha(Path(image_path))
         if alpha is None:

@@ -1,14 +1,12 @@
-"""Faces in real photos of any size: detect, frame as in training, complete, paste back.
+"""Geometry of faces in photos of any size: boxes, the model's crop, warps, masks and paste-back.
 
-A user's photo is not an aligned model-size crop: it is 640x480 or 4000x3000 with a face somewhere,
-and the hole is drawn at the photo's resolution. complete_photo
-
-1. finds the face (OpenCV's Haar cascades shipped in cv2.data; the face whose crop overlaps the hole
-   most), or takes its box by hand (--box), or, for aligned crops, the canonical centre crop;
-2. maps it to the model's canonical framing with a calibrated box -> crop mapping (rotated so that
-   the eyes are level where both are found) and warps the photo and the hole to the model size;
-3. completes the crop, warps G(z*) back to the photo's resolution and pastes it only into the hole,
-   Poisson-blended at full resolution. Every pixel outside the hole is bit-identical to the input.
+A user's photo is not an aligned model-size crop: it is 640x480 or 4000x3000 with faces anywhere,
+and the hole is drawn at the photo's resolution. This module knows where the model's S x S crop of
+a face lies in the photo (a Framing: from landmarks in faces.py, from a box, or the canonical centre
+crop of an aligned image), warps the photo and the hole to it, draws generated masks in it, gives
+each hole region to the face whose crop covers it, and pastes G(z*) back only into the hole,
+Poisson-blended at full resolution. Every pixel outside the hole is bit-identical to the input.
+complete.py runs the model; faces.py finds the faces; nothing here imports either.
 
 Coordinates: boxes and crop centres are in "edge" coordinates (pixel i covers [i, i+1)); the 2x3
 matrices are in OpenCV's pixel-centre coordinates, as cv2.warpAffine uses them."""
@@ -18,8 +16,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -27,30 +23,19 @@ import numpy as np
 from .blend import poisson_blend, seamless_clone
 from .config import parse_crop
 from .data import center_crop_box
-from .errors import ImageError, MaskError
-
-if TYPE_CHECKING:
-    from .complete import Completer, Completion, StepCallback
+from .masks import make_mask
 
 log = logging.getLogger(__name__)
 
-# Calibrated box -> canonical crop mapping (benchmarks/photo_calibration.py re-runs the fit).
-# For a detected (square) face box with centre (bx, by) and width bw, the model's crop is the square
-#   centre = (bx + CROP_DX * bw, by + CROP_DY * bw),  side = CROP_SIDE * bw.
-# Fitted on 400 aligned CelebA training faces (every 22nd of 000001-009000, 4x upscaled; 388
-# detected): the mean over the 73% within 0.1 of the medians (-0.011, -0.155, 1.231). On the 500
-# validation faces (009001-009500, 486 detected) the mean absolute error is 1.4% of the crop side
-# for the centre's x, 1.6% for its y (2.4% as a distance) and 8.1% for the side (median 6.3%): the
-# Haar box's size is the noisy part.
-CROP_DX = -0.011
-CROP_DY = -0.156
-CROP_SIDE = 1.225
+# Box -> canonical crop mapping, for a face given by its box (--box) rather than its landmarks.
+# For a box with centre (bx, by) and bw = sqrt(w * h), the model's crop is the square of
+#   centre = (bx + CROP_DX * bw, by + CROP_DY * bw),  side = CROP_SIDE * bw,
+# fitted by benchmarks/fit_landmarks.py on YuNet's boxes of 1800 aligned CelebA training faces
+# (every 5th of 000001-009000): read a hand-drawn box the way YuNet draws one.
+CROP_DX = -0.0161
+CROP_DY = -0.1606
+CROP_SIDE = 1.276
 
-# Detection runs on a copy whose long side is at most this (Haar cost grows with the pixel count).
-DETECT_MAX_SIDE = 1024
-# Eye-line rotations beyond this are taken as a wrong eye pair and ignored (the face cascades
-# themselves only find faces tilted up to about 15-20 degrees).
-MAX_EYE_ANGLE = 25.0
 NO_FACE = "{name}: no face found; give its box with --box x,y,w,h or use --aligned for aligned crops"
 
 
@@ -91,102 +76,6 @@ def parse_box(spec: str) -> Box:
     if w < 1 or h < 1:
         raise ValueError(f"box {spec!r}: width and height must be positive")
     return Box(x, y, w, h)
-
-
-# -- detection ------------------------------------------------------------------------------------
-
-
-@cache
-def _cascade(name: str) -> cv2.CascadeClassifier:
-    c = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    if c.empty():
-        raise ImageError(f"OpenCV cascade {name} could not be loaded from {cv2.data.haarcascades}")
-    return c
-
-
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    if rgb.ndim == 2:
-        return rgb
-    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
-
-
-def detect_faces(rgb: np.ndarray) -> list[Box]:
-    """Frontal faces in an HxWx3 uint8 RGB image, largest first (Haar 'default', then 'alt2').
-
-    Big photos are searched at a long side of DETECT_MAX_SIDE; faces smaller than about 1/20 of the
-    short side (and than 24 px at that scale) are not looked for."""
-    gray = _gray(rgb)
-    h, w = gray.shape
-    f = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    if f < 1.0:
-        gray = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    min_side = max(24, min(gray.shape) // 20)
-    if min(gray.shape) < min_side:
-        return []
-    found: np.ndarray | tuple = ()
-    for name in ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml"):
-        found = _cascade(name).detectMultiScale(
-            gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
-        )
-        if len(found):
-            break
-    boxes = [
-        Box(round(x / f), round(y / f), max(1, round(bw / f)), max(1, round(bh / f)))
-        for x, y, bw, bh in found
-    ]
-    return sorted(boxes, key=lambda b: -b.area)
-
-
-def detect_eyes(rgb: np.ndarray, box: Box) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """Centres (x, y) of the (image-)left and right eye inside a face box, or None.
-
-    Searches the upper half of the box with haarcascade_eye at a face width of about 200 px and keeps
-    the most plausible pair: one eye in each half, at similar heights, a sensible distance apart."""
-    hh, ww = rgb.shape[:2]
-    x0, y0 = max(0, box.x), max(0, box.y)
-    x1, y1 = min(ww, box.x + box.w), min(hh, box.y + round(box.h * 0.55))
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        return None
-    gray = _gray(rgb[y0:y1, x0:x1])
-    f = 200.0 / box.w
-    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-    gray = cv2.resize(
-        gray, (max(1, round(gray.shape[1] * f)), max(1, round(gray.shape[0] * f))), interpolation=interp
-    )
-    gray = cv2.equalizeHist(gray)
-    found = _cascade("haarcascade_eye.xml").detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=4, minSize=(20, 20), maxSize=(90, 90)
-    )
-    fw = 200.0  # face width at this scale
-    eyes = [(x + w / 2, y + h / 2, w) for x, y, w, h in found]
-    left = [e for e in eyes if e[0] < fw / 2]
-    right = [e for e in eyes if e[0] >= fw / 2]
-    best, best_score = None, math.inf
-    for lx, ly, lw in left:
-        for rx, ry, rw in right:
-            dx, dy = rx - lx, ry - ly
-            if not 0.25 * fw <= dx <= 0.7 * fw or abs(dy) > 0.2 * fw:
-                continue
-            if max(lw, rw) > 1.6 * min(lw, rw):
-                continue
-            # Prefer level pairs at the usual eye distance (~0.4 of the box) and similar sizes.
-            score = abs(dy) / fw + abs(dx / fw - 0.4) + abs(lw - rw) / fw
-            if score < best_score:
-                best, best_score = ((lx, ly), (rx, ry)), score
-    if best is None:
-        return None
-    (lx, ly), (rx, ry) = best
-    return (x0 + lx / f, y0 + ly / f), (x0 + rx / f, y0 + ry / f)
-
-
-def eye_angle(eyes: tuple[tuple[float, float], tuple[float, float]] | None) -> float:
-    """Tilt of the eye line in degrees (positive: the right eye lower, clockwise on screen)."""
-    if eyes is None:
-        return 0.0
-    (lx, ly), (rx, ry) = eyes
-    angle = math.degrees(math.atan2(ry - ly, rx - lx))
-    return angle if abs(angle) <= MAX_EYE_ANGLE else 0.0
 
 
 # -- framing --------------------------------------------------------------------------------------
@@ -345,99 +234,73 @@ def warp_to_model(image: np.ndarray, known: np.ndarray, framing: Framing) -> tup
     return out, kn_s >= 1.0 - 1e-4
 
 
-# -- choosing the face ----------------------------------------------------------------------------
+# -- masks and holes ------------------------------------------------------------------------------
 
 
-def choose_framing(
-    image: np.ndarray,
-    hole: np.ndarray,
-    size: int,
-    crop: str,
-    box: Box | None = None,
-    aligned: bool = False,
-    name: str = "image",
-) -> Framing:
-    """The crop to complete: the aligned centre crop, the given box's, or the detected face's that
-    overlaps the hole most (rotated so that the eyes are level where both are found)."""
+def face_mask(spec: str, framings: list[Framing], height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A generated mask (masks.make_mask spec) drawn in each face's S x S model frame and warped
+    into the photo: known HxW bool, the hole the union over the faces.
+
+    A photo pixel is hole when the model pixel its centre falls on is (nearest neighbour), so on an
+    aligned image whose crop is the model's size the hole is exactly evaluate's."""
+    known = np.ones((height, width), bool)
+    for f in framings:
+        x0, y0, x1, y1 = _bounds(f, width, height, pad=0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        hole_s = (~make_mask(spec, f.size, f.size, seed=seed)).astype(np.uint8)
+        # Region pixel (i, j) is photo pixel (x0 + i, y0 + j); the matrix maps it to the model image.
+        to_model = (_homog(f.matrix) @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64))[:2]
+        hole_r = cv2.warpAffine(
+            hole_s,
+            to_model,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        ).astype(bool)
+        hole_r &= f.inside(x0, y0, x1 - x0, y1 - y0)
+        known[y0:y1, x0:x1] &= ~hole_r
+    return known
+
+
+def assign_holes(hole: np.ndarray, framings: list[Framing]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Give each hole region (4-connected) to the face whose crop covers most of it.
+
+    Returns (per face: HxW bool, its share of the hole; HxW bool: the regions no crop touches)."""
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=4)
     h, w = hole.shape
-    if aligned:
-        return Framing.aligned(w, h, size, crop)
-    if box is not None:
-        if box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0:
-            raise MaskError(f"{name}: box {box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image")
-        return Framing.from_box(box, size, eye_angle(detect_eyes(image, box)))
-    faces = detect_faces(image)
-    if not faces:
-        raise ImageError(NO_FACE.format(name=name))
-    overlaps = [_hole_inside(hole, Framing.from_box(f, size)) for f in faces]
-    best = int(np.argmax(overlaps))
-    if overlaps[best] == 0:
-        found = ", ".join(f"{f.x},{f.y},{f.w},{f.h}" for f in faces)
-        raise MaskError(
-            f"{name}: the hole lies outside every face found ({len(faces)}: {found}); "
-            "draw it over a face or give the face with --box x,y,w,h"
-        )
-    face = faces[best]
-    return Framing.from_box(face, size, eye_angle(detect_eyes(image, face)))
+    cover = np.zeros((len(framings), count), np.int64)
+    for i, f in enumerate(framings):
+        x0, y0, x1, y1 = _bounds(f, w, h, pad=0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        lab = labels[y0:y1, x0:x1][f.inside(x0, y0, x1 - x0, y1 - y0)]
+        cover[i] = np.bincount(lab, minlength=count)
+    cover[:, 0] = 0  # label 0 is the known background
+    owner = np.where(cover.max(0) > 0, cover.argmax(0), -1) if framings else np.full(count, -1)
+    owner[0] = -2
+    shares = [hole & (owner[labels] == i) for i in range(len(framings))]
+    return shares, hole & (owner[labels] == -1)
 
 
-# -- completion -----------------------------------------------------------------------------------
-
-
-def frame_input(
-    image: np.ndarray,
-    known: np.ndarray,
-    size: int,
-    crop: str,
-    box: Box | None = None,
-    aligned: bool = False,
-    name: str = "image",
-) -> tuple[Framing, np.ndarray, np.ndarray]:
-    """Choose the face crop for an image with a hole and warp both to the model's size.
-
-    Returns (framing, SxSx3 uint8 view, SxS bool known mask). Raises MaskError when the hole
-    misses the crop or is bigger than it, ImageError when no face is found."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
-    if image.shape[:2] != known.shape:
-        raise MaskError(
-            f"{name}: mask is {known.shape[1]}x{known.shape[0]} but the image is "
-            f"{image.shape[1]}x{image.shape[0]}"
-        )
-    hole = ~known.astype(bool)
-    framing = choose_framing(image, hole, size, crop, box, aligned, name)
-    if _hole_inside(hole, framing) == 0:
-        raise MaskError(
-            f"{name}: the hole lies outside the face crop (centre {framing.cx:.0f},{framing.cy:.0f}, "
-            f"side {framing.width:.0f}); draw it over the face"
-        )
-    n_hole = int(hole.sum())
-    if n_hole > framing.area:
-        raise MaskError(
-            f"{name}: the hole ({n_hole} px) is bigger than the face crop "
-            f"({round(framing.width)}x{round(framing.height)} = {round(framing.area)} px); "
-            "draw a smaller hole, or give the whole face with --box"
-        )
-    view, kn = warp_to_model(image, known, framing)
-    return framing, view, kn
-
-
-def complete_photo_full(
-    completer: Completer,
-    image: np.ndarray,
-    known: np.ndarray,
-    box: Box | None = None,
-    aligned: bool = False,
-    name: str = "image",
-    callback: StepCallback | None = None,
-    every: int = 0,
-) -> Completion:
-    """complete_photo with its intermediate results (framing, crop, mask and G(z*) at model size).
-
-    callback(iteration, G(z)) is called every `every` optimisation steps (for --save-steps)."""
-    return completer.complete_many([(image, known)], callback, every, aligned=aligned, box=box, names=[name])[
-        0
-    ]
+def inpaint_classic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """OpenCV's Telea inpainting of the hole (for hole pixels no face's crop covers), worked on the
+    hole's bounding box plus context; pixels outside the hole are untouched."""
+    if not hole.any():
+        return image
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    pad = 8  # Telea's radius is 5: a little more context than it reads
+    x0, y0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    x1, y1 = min(w, int(xs.max()) + pad + 1), min(h, int(ys.max()) + pad + 1)
+    sub = hole[y0:y1, x0:x1]
+    painted = cv2.inpaint(
+        np.ascontiguousarray(image[y0:y1, x0:x1]), sub.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA
+    )
+    out = image.copy()
+    out[y0:y1, x0:x1][sub] = painted[sub]
+    return out
 
 
 def paste_back(
@@ -449,7 +312,10 @@ def paste_back(
     name: str = "image",
 ) -> tuple[np.ndarray, int]:
     """Warp the model-size G(z*) (SxSx3, 0-255) into the photo's hole, blended; returns (photo,
-    number of hole pixels outside the crop, which OpenCV's Telea inpainting fills instead)."""
+    number of hole pixels outside the crop, which OpenCV's Telea inpainting fills instead).
+
+    `hole` is this face's share of the hole only (see assign_holes): other faces' holes count as
+    known here, and no 4-neighbour of this hole belongs to them, so they never act as boundary."""
     h, w = hole.shape
     ys, xs = np.nonzero(hole)
     pad = 3  # the Poisson boundary needs one ring of known pixels; a few more give inpaint context
@@ -472,12 +338,6 @@ def paste_back(
     work[in_r] = source[in_r]
     outside = int(out_r.sum())
     if outside:
-        log.warning(
-            "%s: %d of %d hole pixels lie outside the face crop; filled them with OpenCV inpainting",
-            name,
-            outside,
-            int(hole_r.sum()),
-        )
         painted = cv2.inpaint(
             np.clip(np.rint(work), 0, 255).astype(np.uint8),
             out_r.astype(np.uint8) * 255,
@@ -493,21 +353,3 @@ def paste_back(
     region = out[y0:y1, x0:x1]
     region[hole_r] = np.clip(np.rint(work[hole_r]), 0, 255).astype(np.uint8)
     return out, outside
-
-
-def complete_photo(
-    completer: Completer,
-    image: np.ndarray,
-    known: np.ndarray,
-    box: Box | None = None,
-    aligned: bool = False,
-    name: str = "image",
-) -> np.ndarray:
-    """Complete the face in a photo of any size (HxWx3 uint8) whose mask `known` (HxW bool) is
-    True where known; returns the completed photo, bit-identical to the input outside the hole.
-
-    The face is the detected one whose crop overlaps the hole most, or the one in `box` (as a face
-    detector would draw it), or, with aligned=True, the canonical centre crop of the whole image.
-    Raises ImageError when no face is found and MaskError when the hole misses the face or is
-    bigger than its crop."""
-    return complete_photo_full(completer, image, known, box, aligned, name).image

@@ -36,9 +36,10 @@ from starlette.requests import ClientDisconnect
 from . import __version__
 from .complete import Completer, Completion
 from .errors import CompletionError, MaskError
+from .faces import detect_faces
 from .imageio import image_mode, in_source_mode, load_alpha, load_rgb
-from .masks import CONVENTIONS, load_mask, make_mask, mask_from_alpha, parse_mask_type
-from .photo import detect_faces, parse_box
+from .masks import CONVENTIONS, load_mask, mask_from_alpha, parse_mask_type
+from .photo import parse_box
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_pair(job: Job) -> tuple[np.ndarray, np.ndarray, str]:
+def decode_pair(job: Job) -> tuple[np.ndarray, np.ndarray | str, str]:
     """(image, known mask, Pillow mode) from the upload, with the CLI's checks and messages."""
     image = load_rgb(Path("image"), data=job.image)
     mode = image_mode(Path("image"), data=job.image)
@@ -299,7 +300,7 @@ def decode_pair(job: Job) -> tuple[np.ndarray, np.ndarray, str]:
     if job.mask is not None:
         known, _ = load_mask(Path("mask"), h, w, job.convention, data=job.mask)
     elif job.mask_type is not None:
-        known = make_mask(job.mask_type, h, w, seed=job.seed)
+        known = job.mask_type  # drawn on each face by the completer, with the job's seed
     else:
         alpha = load_alpha(Path("image"), data=job.image)
         if alpha is None:
@@ -337,7 +338,7 @@ def find_faces(data: bytes) -> dict[str, Any]:
     return {
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
-        "faces": [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in faces],
+        "faces": [{"x": f.box.x, "y": f.box.y, "w": f.box.w, "h": f.box.h} for f in faces],
     }
 
 

@@ -1,0 +1,136 @@
+"""Finding faces in photos: YuNet boxes and five landmarks, aligned to the training crop.
+
+YuNet (Wu, Peng, Yu 2023; Apache-2.0, completion/assets/yunet/) runs through OpenCV's
+cv2.FaceDetectorYN. Each face is framed by the similarity transform (rotation, uniform scale,
+shift) that best maps its five landmarks onto their canonical positions in the model's crop:
+CANONICAL, fitted on aligned CelebA training faces by benchmarks/fit_landmarks.py.
+
+Coordinates: landmarks and boxes are in "edge" coordinates (pixel i covers [i, i+1)), as in photo.py."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ImageError
+from .photo import Box, Framing
+
+MODEL_FILE = Path(__file__).resolve().parent / "assets" / "yunet" / "yunet_n_640_640.onnx"
+
+# The five landmarks (the subject's right eye, left eye, nose tip, right and left mouth corner; in
+# the picture: left eye first) in the model's canonical crop (center:0.72 of an aligned CelebA
+# face), as fractions of the crop's side, edge coordinates. Fitted by benchmarks/fit_landmarks.py:
+# the mean over 1800 training faces (every 5th of 000001-009000, YuNet on a 4x upscale).
+CANONICAL = np.array(
+    [
+        [0.3579, 0.5336],
+        [0.6586, 0.5338],
+        [0.5038, 0.7175],
+        [0.3794, 0.8527],
+        [0.6399, 0.8524],
+    ]
+)
+# The framing fits the eyes and mouth corners only: the nose tip moves sideways with the head's
+# turn (its spread across training faces is 2.5x the others'), and leaving it out cuts the
+# validation error of the crop's centre from 2.0% to 1.8% of its side.
+FIT_POINTS = (0, 1, 3, 4)
+
+# Detection runs on a copy whose long side is at most this (YuNet's cost grows with the pixel
+# count; a face still spans dozens of pixels at this scale in any sensible photo).
+DETECT_MAX_SIDE = 1280
+# OpenCV's sample uses 0.9; 0.6 also finds small and tilted faces, and a spurious "face" matters
+# only where a hole falls into its crop.
+SCORE_THRESHOLD = 0.6
+NMS_THRESHOLD = 0.3
+
+_local = threading.local()  # a detector per thread: cv2.FaceDetectorYN keeps per-call state
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its box, five landmarks ((5, 2) photo edge coordinates) and score."""
+
+    box: Box
+    landmarks: np.ndarray
+    score: float
+
+    def framing(self, size: int) -> Framing:
+        """The model's S x S crop of this face (see framing_from_landmarks)."""
+        return framing_from_landmarks(self.landmarks, size)
+
+
+def _detector(width: int, height: int) -> cv2.FaceDetectorYN:
+    det = getattr(_local, "detector", None)
+    if det is None:
+        if not MODEL_FILE.is_file():
+            raise ImageError(f"{MODEL_FILE}: the YuNet face detector is missing from the package")
+        try:
+            det = cv2.FaceDetectorYN.create(
+                str(MODEL_FILE), "", (width, height), SCORE_THRESHOLD, NMS_THRESHOLD, 5000
+            )
+        except cv2.error as e:
+            raise ImageError(f"{MODEL_FILE}: OpenCV cannot load the face detector ({e})") from None
+        _local.detector = det
+    det.setInputSize((width, height))
+    return det
+
+
+def detect_faces(rgb: np.ndarray) -> list[Face]:
+    """Faces in an HxWx3 uint8 RGB image, largest first.
+
+    Photos whose long side exceeds DETECT_MAX_SIDE are searched on a shrunk copy; boxes and
+    landmarks are given at the photo's own resolution."""
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise ImageError("face detection needs an HxWx3 RGB image")
+    h, w = rgb.shape[:2]
+    f = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2BGR)
+    if f < 1.0:
+        bgr = cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    sh, sw = bgr.shape[:2]
+    _, found = _detector(sw, sh).detect(bgr)
+    faces = []
+    for row in () if found is None else found:
+        # YuNet's numbers are pixel-centre coordinates at the detection scale: +0.5 gives edges.
+        fx, fy = sw / w, sh / h
+        x, y, bw, bh = row[:4]
+        box = Box(round(x / fx), round(y / fy), max(1, round(bw / fx)), max(1, round(bh / fy)))
+        pts = (row[4:14].reshape(5, 2).astype(np.float64) + 0.5) / [fx, fy]
+        faces.append(Face(box, pts, float(row[14])))
+    return sorted(faces, key=lambda fc: -fc.box.area)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Least-squares similarity dst ~ s R(theta) src + t (Umeyama, no reflection).
+
+    Returns (s, theta in radians, t)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    p, q = src - ms, dst - md
+    norm = float((p**2).sum())
+    if norm == 0:
+        raise ValueError("landmarks coincide")
+    a = float((p * q).sum()) / norm  # s cos(theta)
+    b = float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum()) / norm  # s sin(theta)
+    s, theta = math.hypot(a, b), math.atan2(b, a)
+    rot = np.array([[a, -b], [b, a]])
+    return s, theta, md - rot @ ms
+
+
+def framing_from_landmarks(landmarks: np.ndarray, size: int) -> Framing:
+    """The crop whose canonical landmarks best match these photo landmarks (a square, rotated
+    with the face)."""
+    idx = list(FIT_POINTS)
+    s, theta, t = similarity(np.asarray(landmarks)[idx], CANONICAL[idx])
+    # Photo point p -> crop fraction u = s R(theta) p + t; the crop's centre is u = (0.5, 0.5).
+    c, n = math.cos(theta), math.sin(theta)
+    inv_rot = np.array([[c, n], [-n, c]])
+    centre = inv_rot @ (np.array([0.5, 0.5]) - t) / s
+    side = 1.0 / s
+    # Framing.angle is the face's tilt in the photo, the opposite of the rotation that levels it.
+    return Framing(float(centre[0]), float(centre[1]), side, side, -math.degrees(theta), size)
