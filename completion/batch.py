@@ -252,8 +252,16 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 
 def shard_from_env(environ: dict[str, str] | None = None) -> tuple[int, int] | None:
-    """(RANK, WORLD_SIZE) under torchrun with more than one process, else None."""
+    """(RANK, WORLD_SIZE) under torchrun with more than one process, else None.
+
+    Only torchrun's own marker (TORCHELASTIC_RUN_ID, which it sets for every worker) makes RANK
+    and WORLD_SIZE count: the two are common names, e.g. left over from a cluster job, and must
+    not silently shard a run started by hand."""
     env = os.environ if environ is None else environ
+    if "TORCHELASTIC_RUN_ID" not in env:
+        if env.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
+            log.warning("RANK/WORLD_SIZE are set but this is not torchrun: not sharding (use --shard I/N)")
+        return None
     try:
         world = int(env.get("WORLD_SIZE", "1"))
         rank = int(env.get("RANK", "0"))

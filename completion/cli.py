@@ -730,15 +730,15 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
     "--report",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write a JSON report (per image: status, error, loss, seconds); under torchrun each "
-    "rank writes NAME.rankR.json.",
+    help="Write a JSON report (per image: status, error, loss, seconds); a shard writes "
+    "NAME.shardIofN.json, under torchrun each rank NAME.rankR.json.",
 )
 @click.option(
     "--shard",
     default=None,
     callback=_shard_option,
     help="I/N: process only files I, I+N, I+2N, ... of the sorted list (0 <= I < N); under "
-    "torchrun, RANK/WORLD_SIZE by default.",
+    "torchrun (only there), RANK/WORLD_SIZE by default.",
 )
 @click.option(
     "--aligned",
@@ -771,8 +771,9 @@ def batch_command(
         raise click.UsageError("give exactly one of --masks, --mask or --mask-type")
     from_env = shard is None and shard_from_env() is not None
     index, count = shard or shard_from_env() or (0, 1)
-    if from_env and report is not None:
-        report = report.with_name(f"{report.stem}.rank{index}{report.suffix or '.json'}")
+    if count > 1 and report is not None:  # one report per shard: shards never overwrite each other's
+        tag = f"rank{index}" if from_env else f"shard{index}of{count}"
+        report = report.with_name(f"{report.stem}.{tag}{report.suffix or '.json'}")
     check_writable(out, folder=True)  # before any optimisation, not at the first save
     if report is not None:
         check_writable(report)

@@ -258,7 +258,8 @@ def test_shards_partition(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path
         assert sum(len(p) for p in parts) == len(jobs)
         assert [shard(jobs, i, n) for i in range(n)] == parts  # deterministic
     assert parse_shard("1/3") == (1, 3)
-    assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
+    assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4", "TORCHELASTIC_RUN_ID": "x"}) == (2, 4)
+    assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) is None  # not torchrun
     assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
     assert shard_from_env({}) is None
 
@@ -271,7 +272,7 @@ def test_shards_partition(folder: tuple[Path, Path], tiny_bundle: Path, tmp_path
                     "--iterations", "1", "--shard", f"{i}/2", "--report", rep, "--no-progress",
                     "--aligned")  # fmt: skip
         assert r.exit_code in (0, 1), r.output
-        totals.append(json.loads(rep.read_text()))
+        totals.append(json.loads(rep.with_name(f"r{i}.shard{i}of2.json").read_text()))
     assert outputs(out) == set(GOOD.values())
     assert sum(t["done"] for t in totals) == len(GOOD) and sum(t["skipped_existing"] for t in totals) == 0
     assert sum(t["failed"] for t in totals) == len(BAD)
@@ -284,6 +285,7 @@ def test_torchrun_env_shards(folder: tuple[Path, Path], tiny_bundle: Path, tmp_p
     images, masks = folder
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
     r = run_cli("batch", "--images", images, "--masks", masks, "--out", tmp_path / "out",
                 "--model", tiny_bundle, "--iterations", "1", "--report", tmp_path / "rep.json",
                 "--no-progress")  # fmt: skip

@@ -394,3 +394,41 @@ def test_batch_keeps_temps_of_live_writers(model: Path, face: Path, tmp_path: Pa
     one_line(cli("batch", "--images", face.parent, "--mask-type", "center", "--out", out, "--model", model,
                  "--iterations", "1", "--aligned", "--no-progress"), 0)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted(["face.png", live.name, unowned_new.name])
+
+
+# -- 11: RANK/WORLD_SIZE shard only under torchrun; shards never share a report file ---------------
+
+
+def test_rank_outside_torchrun_does_not_shard(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    images = tmp_path / "in"
+    for i in range(4):
+        _png(images / f"f{i}.png")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    with caplog.at_level("WARNING", logger="completion"):
+        r = cli("batch", "--images", images, "--mask-type", "center", "--out", tmp_path / "o", "--model",
+                model, "--iterations", "1", "--aligned", "--no-progress",
+                "--report", tmp_path / "r.json")  # fmt: skip
+    assert r.exit_code == 0 and json.loads((tmp_path / "r.json").read_text())["done"] == 4
+    assert any("not torchrun" in m for m in caplog.messages)
+
+
+def test_manual_shards_write_separate_reports(model: Path, tmp_path: Path) -> None:
+    import json
+
+    images = tmp_path / "in"
+    for i in range(4):
+        _png(images / f"f{i}.png")
+    for i in range(2):
+        r = cli("batch", "--images", images, "--mask-type", "center", "--out", tmp_path / "o", "--model",
+                model, "--iterations", "1", "--aligned", "--no-progress", "--report", tmp_path / "r.json",
+                "--shard", f"{i}/2")  # fmt: skip
+        assert r.exit_code == 0, r.output
+    reports = sorted(p.name for p in tmp_path.glob("r*.json"))
+    assert reports == ["r.shard0of2.json", "r.shard1of2.json"]
+    assert sum(json.loads((tmp_path / n).read_text())["done"] for n in reports) == 4
