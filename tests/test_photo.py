@@ -457,3 +457,20 @@ def test_aligned_cli_equals_evaluate(tmp_path: Path, shared_faces: Path) -> None
             psnr(truth, mine, hole),
             ssim(truth, mine),
         ), spec
+
+
+def test_batch_draws_generated_masks_on_the_face(
+    random_model: Model, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """`batch --mask-type mouth` on a folder of photos: her mouth, not the picture's bottom band."""
+    from completion.batch import pair_files, run_batch
+    from completion.imageio import save_image
+
+    save_image(tmp_path / "in" / "astronaut.png", astronaut)
+    jobs, _ = pair_files(tmp_path / "in")
+    rep = run_batch(completer(random_model), jobs, tmp_path / "out", 4, mask_type="mouth", progress=False)
+    assert rep.done == 1
+    changed = (load_rgb(tmp_path / "out" / "astronaut.png") != astronaut).any(2)
+    ys, xs = np.nonzero(changed)
+    x, y = ASTRONAUT_MOUTH
+    assert xs.min() < x < xs.max() and ys.min() < y < ys.max() and ys.max() < 175 and xs.min() > 170
