@@ -172,8 +172,12 @@ def train(
         raise click.UsageError(f"{out} already holds a checkpoint: pass --resume, or choose another --out")
     check_writable(out, folder=True)
     cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
+    ctx = click.get_current_context()
+    given = {k for k in ctx.params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     opts = TrainOptions(
-        data=str(data),
+        # Absolute, so that --resume finds the data from any working directory; "" on a resume
+        # without --data: the checkpoint's folder.
+        data=str(data.resolve()) if data is not None else "",
         out=str(out),
         epochs=epochs,
         batch_size=batch_size,
@@ -190,7 +194,7 @@ def train(
         keep_every=keep_every,
     )
     try:
-        path = run_train(cfg, opts, resume=resume)
+        path = run_train(cfg, opts, resume=resume, given=given)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     log.info("done: %s (export it with `completion export %s --out MODEL.pt`)", path, path)
@@ -328,6 +332,8 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
 
 def build_completer(kw: dict):  # noqa: ANN201
     """Load the model and make a Completer from the shared options (consumed from kw)."""
+    from dataclasses import fields
+
     from .complete import Completer, CompletionOptions
     from .train import resolve_device
 
@@ -339,27 +345,9 @@ def build_completer(kw: dict):  # noqa: ANN201
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     model = load_model(_model_path(kw.pop("model")), device)
-    opts = CompletionOptions(
-        **{
-            k: kw.pop(k)
-            for k in (
-                "iterations",
-                "lam",
-                "restarts",
-                "lr",
-                "blend",
-                "weighting",
-                "perceptual",
-                "init",
-                "precision",
-                "seed",
-                "early_stop",
-                "patience",
-            )
-        },
-        # Only `complete` offers candidates.
-        **{k: kw.pop(k) for k in ("samples", "spread") if k in kw},
-    )
+    # Every option that names a CompletionOptions field goes to it (`complete` alone offers
+    # --samples and --spread); nothing is listed twice.
+    opts = CompletionOptions(**{f.name: kw.pop(f.name) for f in fields(CompletionOptions) if f.name in kw})
     try:
         return Completer(model, opts)
     except ValueError as e:
