@@ -15,7 +15,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -287,12 +287,17 @@ def _malformed(path: Path) -> Iterator[None]:
         raise ModelFileError(f"{path}: checkpoint does not match its config ({e})".splitlines()[0]) from e
 
 
-def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
-    """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files."""
+def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Collection[str] = ()) -> Path:
+    """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files.
+
+    On resume the data, optimisation and network settings come from the checkpoint, except the
+    data folder when opts.data is set (the same images, moved); `given` names the options the user
+    set, so that those the checkpoint overrides are reported."""
     out = Path(opts.out)
     ckpt_file = checkpoint_path(out)
     state = TrainState()
     ckpt = None
+    wanted_cfg = cfg  # what was asked for; on resume the checkpoint's config wins
     if resume and ckpt_file.exists():
         ckpt = load_checkpoint(ckpt_file)
         with _malformed(ckpt_file):
@@ -300,16 +305,30 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False) -> Path:
             saved = TrainOptions(**ckpt["options"])
             state = TrainState(**ckpt["state"])
         # What the data and optimisation were stays fixed; how long and where to run may change.
+        new = ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
+        wanted = opts
         opts = TrainOptions(
             **{
                 **asdict(saved),
-                **{
-                    k: getattr(opts, k)
-                    for k in ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
-                },
+                **{k: getattr(opts, k) for k in new},
                 "out": str(out),
+                "data": opts.data or saved.data,  # a moved data folder may be given anew
             }
         )
+        differ = [
+            f"--{k.replace('_', '-')} {getattr(wanted, k)} (checkpoint: {getattr(opts, k)})"
+            for k in sorted(set(given) & set(asdict(opts)) - set(new) - {"data", "out"})
+            if getattr(wanted, k) != getattr(opts, k)
+        ] + [
+            f"--{k.replace('_', '-')} {getattr(wanted_cfg, k)} (checkpoint: {getattr(cfg, k)})"
+            for k in sorted(set(given) & {"image_size", "ngf", "ndf", "crop"})
+            if getattr(wanted_cfg, k) != getattr(cfg, k)
+        ]
+        log.info(
+            "resuming %s at epoch %d: data %s, model and optimisation from the checkpoint; %s",
+            out, state.epoch, opts.data,
+            "ignored, differing from it: " + ", ".join(differ) if differ else "no given option differs",
+        )  # fmt: skip
 
     rank, world, local_rank = _distributed()
     device = resolve_device(opts.device, local_rank)
