@@ -76,11 +76,11 @@ def test_known_pixels_bit_exact(toy_model: Model, toy_images, mask_type: str, bl
 
 
 def test_known_pixels_bit_exact_larger_input(toy_model: Model) -> None:
-    """A larger input is mapped to the model size and back; its known pixels stay intact."""
+    """A larger aligned input is mapped to the model size and back; its known pixels stay intact."""
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
     known = make_mask("center", 70, 90)
-    out = Completer(toy_model, CompletionOptions(iterations=2)).complete(img, known).image
+    out = Completer(toy_model, CompletionOptions(iterations=2)).complete(img, known, aligned=True).image
     assert out.shape == img.shape
     assert np.array_equal(out[known], img[known])
 

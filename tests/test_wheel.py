@@ -44,6 +44,9 @@ def test_wheel_installs_and_runs_the_quick_start_elsewhere(tmp_path: Path) -> No
     (wheel,) = dist.glob("dcgan_completion-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "completion/weights/celeba64.pt" in names
+    # The face detector, with its licence and source note.
+    yunet = ("yunet_n_640_640.onnx", "LICENSE", "SOURCE.md")
+    assert {f"completion/assets/yunet/{n}" for n in yunet} <= set(names), names
     assert any(n.endswith("licenses/LICENSE") for n in names), names
     assert any(n.endswith("licenses/THIRD_PARTY_NOTICES.md") for n in names), names
 
