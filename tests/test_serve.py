@@ -299,3 +299,20 @@ def test_cli_samples_writes_every_candidate(bundle: Path, face: np.ndarray, tmp_
     r = CliRunner().invoke(main, [str(a) for a in [*args, "--out", again, "--seed", "11"]])
     assert r.exit_code == 0, r.output
     assert np.array_equal(decode(again.read_bytes()), written[11])
+
+
+def test_serve_command_binds_localhost_by_default(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    r = CliRunner().invoke(main, ["serve", "--model", str(bundle), "--port", "8123", "--queue", "3"])
+    assert r.exit_code == 0, r.output
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    assert seen["app"].state.worker.capacity == 3
+    seen["app"].state.worker.close()
+    r = CliRunner().invoke(main, ["serve", "--model", str(bundle), "--port", "0"])
+    assert r.exit_code == 0 and seen["port"] == 0
+    seen["app"].state.worker.close()
+    r = CliRunner().invoke(main, ["serve", "--model", str(bundle / "missing.pt")])
+    assert r.exit_code == 1 and "no such model file" in r.output
