@@ -1,0 +1,80 @@
+"""Face probability and landmark shift of completed validation faces, by the shared face judge.
+
+Each validation face (CelebA aligned, 89x109) gets a mask of each type drawn in its canonical crop
+exactly as `completion evaluate` draws it (face i, seed i), its hole blanked, and is completed the
+way `complete --aligned` completes it. The completed images are written under a temporary folder
+by file name and handed, with the original faces as ground truth, to
+`face_judge.py judge GT RESULTS` (ONet's face probability, and the mean shift of its five
+landmarks in % of the side).
+
+    python benchmarks/judge.py [--model M] [--n 500] [--mask-types center,left] [--threads 2]
+
+The judge measures only: nothing here feeds back into training or any default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from common import SHARED
+
+from completion.bundle import default_model_path, load_model
+from completion.complete import Completer
+from completion.data import select_files
+from completion.evaluate import blank_holes, load_images
+from completion.imageio import save_image
+from completion.photo import Framing, face_mask
+
+JUDGE = SHARED.parents[2] / "tools" / "face_judge.py"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
+    ap.add_argument("--mask-types", default="center,left")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    completer = Completer(model)
+    files = select_files(SHARED, args.offset, args.n)
+    faces = load_images(files)
+    size, crop = model.config.image_size, model.config.crop
+    framings = [Framing.aligned(f.shape[1], f.shape[0], size, crop) for f in faces]
+    print(f"{args.model}: {len(faces)} validation faces from #{args.offset + 1}")
+    for mask_type in args.mask_types.split(","):
+        knowns = [
+            face_mask(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
+            for i, (f, fr) in enumerate(zip(faces, framings, strict=True))
+        ]
+        inputs = blank_holes(faces, knowns)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            for s in range(0, len(faces), args.batch_size):
+                chunk = list(
+                    zip(inputs[s : s + args.batch_size], knowns[s : s + args.batch_size], strict=True)
+                )
+                for f, done in zip(files[s:], completer.complete_many(chunk, aligned=True), strict=False):
+                    save_image(out / f"{f.stem}.png", done.image)
+            result = subprocess.run(
+                [sys.executable, str(JUDGE), "judge", str(SHARED), str(out)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        found = re.search(r"n=(\d+) face_prob=([\d.]+) landmark_err_pct=([\d.]+)", result)
+        print(f"| {mask_type} | {found.group(1)} | {found.group(2)} | {found.group(3)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
