@@ -314,11 +314,12 @@ def run_job(completer: Completer, job: Job) -> dict[str, Any]:
     c = completer.with_options(seed=job.seed, samples=job.samples, iterations=job.iterations)
     res: Completion = c.complete_many([(image, known)], aligned=job.aligned, box=job.box, names=["image"])[0]
     candidates = res.candidates or [res]
-    crop = None if res.framing is None else [[round(x, 1), round(y, 1)] for x, y in res.framing.corners()]
+    # The corners of each face crop the model completed, for the page to outline.
+    crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in res.faces]
     return {
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
-        "crop": crop,
+        "crops": crops,
         "outside": res.outside,
         "candidates": [
             {
@@ -394,7 +395,7 @@ COMPLETE_BODY = {
 COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "format=png: the completed image (headers X-Seed, X-Loss). format=json: "
-        '{"width", "height", "crop" (the face crop\'s corners or null), "outside", "seconds", '
+        '{"width", "height", "crops" (each completed face crop\'s corners), "outside", "seconds", '
         '"candidates": [{"seed", "loss", "steps", "png" (base64)}], lowest loss first}',
         "content": {"image/png": {}, "application/json": {}},
     },

@@ -86,6 +86,7 @@ def near_segment(h: int, w: int, a: tuple[float, float], b: tuple[float, float],
 
 def test_paint_complete_download(server: str, browser) -> None:  # noqa: ANN001
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(180_000)  # a busy CI machine may take a while; this is no timing test
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/")
@@ -107,7 +108,7 @@ def test_paint_complete_download(server: str, browser) -> None:  # noqa: ANN001
         page.mouse.move(box["x"] + x * scale, box["y"] + a[1] * scale)
     page.mouse.up()
 
-    with page.expect_response("**/api/complete") as info:
+    with page.expect_response("**/api/complete", timeout=300_000) as info:
         page.click("#complete")
     response = info.value
     assert response.status == 200, response.text()

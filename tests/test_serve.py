@@ -106,7 +106,7 @@ def test_candidates_json_sorted_and_reproducible(
     assert r.status_code == 200, r.text
     body = r.json()
     cands = body["candidates"]
-    assert (body["width"], body["height"]) == (SIZE, SIZE) and body["crop"] is not None
+    assert (body["width"], body["height"]) == (SIZE, SIZE) and len(body["crops"]) == 1
     assert sorted(c["seed"] for c in cands) == [5, 6, 7]
     assert [c["loss"] for c in cands] == sorted(c["loss"] for c in cands)
     images = [decode(base64.b64decode(c["png"])) for c in cands]
@@ -237,10 +237,16 @@ def test_samples_only_from_the_fixed_list(client: TestClient) -> None:
         assert r.status_code == 404 and "error" in r.json()
 
 
-def test_faces_endpoint(client: TestClient, face: np.ndarray) -> None:
-    r = client.post("/api/faces", files={"image": ("x.png", png(face), "image/png")})
+def test_faces_endpoint(client: TestClient) -> None:
+    photo = client.get("/api/samples/photo.png").content  # one face, about 186x233 at (180, 87)
+    r = client.post("/api/faces", files={"image": ("x.png", photo, "image/png")})
     assert r.status_code == 200
-    assert r.json() == {"width": SIZE, "height": SIZE, "faces": []}
+    body = r.json()
+    assert (body["width"], body["height"]) == (480, 360) and len(body["faces"]) == 1
+    f = body["faces"][0]
+    assert 150 < f["x"] + f["w"] / 2 < 400 and 100 < f["y"] + f["h"] / 2 < 300
+    r = client.post("/api/faces", files={"image": ("x.png", b"not an image", "image/png")})
+    assert r.status_code == 400 and r.json() == {"error": "image: not a readable image"}
 
 
 def test_page_is_self_contained(client: TestClient) -> None:
