@@ -444,15 +444,22 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
             worker.admit()
         except QueueFull:
             return _error(503, f"the server is busy ({worker.capacity} requests queued); try again shortly")
+        submitted = False
         try:
             up = await reader(request)
-            return await asyncio.wrap_future(worker.submit(lambda: work(up)))
+            future = worker.submit(lambda: work(up))
+            # The place is given back when the job ends, not when this handler does: a client
+            # that goes away must not let more jobs pile up in the worker than the queue allows.
+            future.add_done_callback(lambda _: worker.release())
+            submitted = True
+            return await asyncio.wrap_future(future)
         except ApiError as e:
             return _error(e.status, e.message)
         except CompletionError as e:
             return _error(400, str(e))
         finally:
-            worker.release()
+            if not submitted:
+                worker.release()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:

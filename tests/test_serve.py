@@ -322,3 +322,23 @@ def test_serve_command_binds_localhost_by_default(bundle: Path, monkeypatch: pyt
     seen["app"].state.worker.close()
     r = CliRunner().invoke(main, ["serve", "--model", str(bundle / "missing.pt")])
     assert r.exit_code == 1 and "no such model file" in r.output
+
+
+def test_a_place_is_held_until_the_job_ends() -> None:
+    """A job whose client went away still holds its place until the worker has finished it."""
+    import threading
+
+    from completion.serve import ModelWorker, QueueFull
+
+    w = ModelWorker(1)
+    gate = threading.Event()
+    w.admit()
+    future = w.submit(gate.wait)
+    future.add_done_callback(lambda _: w.release())
+    with pytest.raises(QueueFull):
+        w.admit()
+    gate.set()
+    future.result(timeout=10)
+    w.admit()  # free again
+    w.release()
+    w.close()
