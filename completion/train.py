@@ -306,11 +306,13 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
             state = TrainState(**ckpt["state"])
         # What the data and optimisation were stays fixed; how long and where to run may change.
         new = ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
+        # How the run is kept and on what precision carry over unless given again.
+        sticky = ("precision", "keep_every")
         wanted = opts
         opts = TrainOptions(
             **{
                 **asdict(saved),
-                **{k: getattr(opts, k) for k in new},
+                **{k: getattr(opts, k) for k in new if k not in sticky or k in given},
                 "out": str(out),
                 "data": opts.data or saved.data,  # a moved data folder may be given anew
             }

@@ -289,3 +289,15 @@ def test_bf16_refused_without_native_units_and_auto_falls_back(monkeypatch: pyte
     monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
     assert train_mod.resolve_precision("auto", cpu) == "bf16"
     assert train_mod.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_resume_keeps_keep_every_and_precision_unless_given(tiny_faces: Path, tmp_path: Path) -> None:
+    train(CFG, options(tiny_faces, tmp_path, epochs=1, keep_every=1, precision="fp32"))
+    # Resumed without naming them (as `completion train --resume --epochs 2` does): they carry over.
+    train(CFG, options(tiny_faces, tmp_path, epochs=2), resume=True)
+    ckpt = read_file(checkpoint_path(tmp_path), "checkpoint")
+    assert ckpt["options"]["keep_every"] == 1 and ckpt["options"]["precision"] == "fp32"
+    assert (tmp_path / "checkpoint_epoch_002.pt").exists()
+    # Named again: the new value wins.
+    train(CFG, options(tiny_faces, tmp_path, epochs=3, keep_every=0), resume=True, given={"keep_every"})
+    assert not (tmp_path / "checkpoint_epoch_003.pt").exists()
