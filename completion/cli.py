@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -14,7 +15,6 @@ import torch
 
 from . import __version__
 from .bundle import default_model_path, load_model
-from .complete import SPREAD_DEFAULT
 from .config import ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
@@ -247,67 +247,35 @@ def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(e)) from None
 
 
-def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by complete and batch
-    """The optimisation options common to `complete` and `batch`."""
-    from .complete import BLENDS, INITS, PERCEPTUAL, PRECISIONS, WEIGHTINGS, CompletionOptions
+def knob_options(kind: str) -> list:
+    """click options for the CompletionOptions fields whose metadata names `kind` ("shared" or
+    "complete"), in field order: name, type, range or choices, default and help all come from the
+    dataclass (complete._knob), so an option cannot drift from the field it sets."""
+    from .complete import CompletionOptions
 
-    d = CompletionOptions()
+    opts = []
+    for f in fields(CompletionOptions):
+        meta = f.metadata
+        if meta.get("cli") != kind:
+            continue
+        if meta["choices"]:
+            ptype = click.Choice(meta["choices"])
+        else:
+            low, high, low_open, high_open = meta["range"]
+            # Floats must also be finite: nan and inf compare as inside any range.
+            ranged = FiniteRange if isinstance(f.default, float) else click.IntRange
+            ptype = ranged(low, high, min_open=low_open, max_open=high_open)
+        name = "--" + f.name.replace("_", "-")
+        opts.append(click.option(name, type=ptype, default=f.default, show_default=True, help=meta["help"]))
+    return opts
+
+
+def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by complete and batch
+    """The optimisation options common to `complete`, `batch` and `evaluate`: --model, every
+    shared CompletionOptions field (see knob_options), then how to run."""
     opts = [
         click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP),
-        click.option(
-            "--iterations",
-            type=click.IntRange(min=0),
-            default=d.iterations,
-            show_default=True,
-            help="Adam steps on z.",
-        ),
-        click.option(
-            "--lam",
-            type=FiniteRange(min=0),
-            default=d.lam,
-            show_default=True,
-            help="Weight of the perceptual (discriminator) loss.",
-        ),
-        click.option(
-            "--restarts",
-            type=click.IntRange(min=1),
-            default=d.restarts,
-            show_default=True,
-            help="Independent z per image; the lowest final loss is kept.",
-        ),
-        click.option("--lr", type=FiniteRange(min=0, min_open=True), default=d.lr, show_default=True),
-        click.option("--blend", type=click.Choice(BLENDS), default=d.blend, show_default=True),
-        click.option("--weighting", type=click.Choice(WEIGHTINGS), default=d.weighting, show_default=True),
-        click.option(
-            "--perceptual",
-            type=click.Choice(PERCEPTUAL),
-            default=d.perceptual,
-            show_default=True,
-            help="log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z)).",
-        ),
-        click.option(
-            "--init",
-            type=click.Choice(INITS),
-            default=d.init,
-            show_default=True,
-            help="Starting z: the model's encoder, random, or auto (the encoder when the model has one).",
-        ),
-        click.option(
-            "--precision",
-            type=click.Choice(PRECISIONS),
-            default=d.precision,
-            show_default=True,
-            help="Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
-        ),
-        click.option(
-            "--early-stop",
-            type=FiniteRange(min=0, max=1, max_open=True),
-            default=d.early_stop,
-            show_default=True,
-            help="Stop once no image's loss improved by this fraction in --patience steps (0: off).",
-        ),
-        click.option("--patience", type=click.IntRange(min=1), default=d.patience, show_default=True),
-        click.option("--seed", type=SEED, default=d.seed, show_default=True),
+        *knob_options("shared"),
         click.option(
             "--threads",
             type=click.IntRange(min=0),
@@ -330,10 +298,15 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
     return fn
 
 
+def candidate_options(fn):  # noqa: ANN001, ANN201 - decorator
+    """--samples and --spread (`complete` alone offers candidates), from their fields."""
+    for o in reversed(knob_options("complete")):
+        fn = o(fn)
+    return fn
+
+
 def build_completer(kw: dict):  # noqa: ANN201
     """Load the model and make a Completer from the shared options (consumed from kw)."""
-    from dataclasses import fields
-
     from .complete import Completer, CompletionOptions
     from .train import resolve_device
 
@@ -409,21 +382,7 @@ def _same_file(a: Path, b: Path) -> bool:
 @click.option(
     "--aligned", is_flag=True, help="The input is an aligned face crop: no detection, canonical crop."
 )
-@click.option(
-    "--samples",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Candidates: --out gets the lowest-loss one, and candidate k (seed --seed + k) also goes "
-    "to OUT_STEM.seedS.png; `--seed S` alone reproduces it.",
-)
-@click.option(
-    "--spread",
-    type=FiniteRange(min=0),
-    default=SPREAD_DEFAULT,
-    show_default=True,
-    help="How far candidates start from the encoder's z (std of the noise added for seeds other than 0).",
-)
+@candidate_options
 @completion_options
 @handle_errors
 def complete(
@@ -859,6 +818,4 @@ def _serve_defaults() -> dict:
     from .complete import CompletionOptions
 
     d = CompletionOptions()
-    names = ("iterations", "lam", "restarts", "lr", "blend", "weighting", "perceptual", "init")
-    names += ("precision", "seed", "early_stop", "patience")
-    return {k: getattr(d, k) for k in names}
+    return {f.name: getattr(d, f.name) for f in fields(d) if f.metadata.get("cli") == "shared"}

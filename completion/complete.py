@@ -14,6 +14,7 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,25 @@ PRECISIONS = ("fp32", "bf16")
 SPREAD_DEFAULT = 0.5
 
 
+def _knob(
+    default: object,
+    help: str | None = None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    cli: str | None = "shared",
+) -> Any:  # noqa: ANN401 - a dataclass field, typed by its annotation
+    """A CompletionOptions field whose metadata describes its command-line option, so that
+    cli.py derives --NAME (type, range, choices, default, help) from here instead of a second
+    list. cli: "shared" for complete, batch and evaluate; "complete" for `complete` alone; None
+    for no option. low/high bound the CLI's value (high may be the CLI's own limit)."""
+    meta = {"cli": cli, "help": help, "choices": choices, "range": (low, high, low_open, high_open)}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class CompletionOptions:
     """Every knob of the optimisation; defaults are the measured best (see README)."""
@@ -45,29 +65,72 @@ class CompletionOptions:
     # 50 steps match 100 on average over the 11 mask types (better on half-face masks, at most
     # 0.1 dB worse elsewhere) at half the cost; the perceptual term changes no PSNR/SSIM at
     # lam <= 0.1 and costs 1-3 dB at lam = 10 (less with "nonsat"), while D doubles the cost.
-    iterations: int = 50
-    lr: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.999
-    lam: float = 0.0
-    perceptual: str = "nonsat"  # -log D(G(z)); "log1m": log(1 - D(G(z))) as in Yeh et al.
-    weighting: str = "yeh"
-    window: int = 7
-    restarts: int = 1
-    blend: str = "poisson"
-    init: str = "auto"  # the encoder when the model has one, else random
-    precision: str = "fp32"  # or "bf16" for the networks: same PSNR, 1.8x faster on this CPU
-    seed: int = 0
+    iterations: int = _knob(50, "Adam steps on z.", low=0)
+    lr: float = _knob(0.01, "Adam's learning rate on z.", low=0, low_open=True)
+    beta1: float = _knob(0.9, cli=None)
+    beta2: float = _knob(0.999, cli=None)
+    lam: float = _knob(0.0, "Weight of the perceptual (discriminator) loss.", low=0)
+    perceptual: str = _knob(
+        "nonsat",
+        "log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z)).",
+        choices=PERCEPTUAL,
+    )
+    weighting: str = _knob(
+        "yeh",
+        "yeh: known pixels weighted by the share of hole around them (Yeh et al.); plain: all known "
+        "pixels alike.",
+        choices=WEIGHTINGS,
+    )
+    window: int = _knob(7, cli=None)
+    restarts: int = _knob(1, "Independent z per image; the lowest final loss is kept.", low=1)
+    blend: str = _knob(
+        "poisson",
+        "How G(z*) meets the known pixels: Poisson blending, OpenCV's seamless clone, or pasted as is.",
+        choices=BLENDS,
+    )
+    init: str = _knob(
+        "auto",
+        "Starting z: the model's encoder, random, or auto (the encoder when the model has one).",
+        choices=INITS,
+    )
+    precision: str = _knob(
+        "fp32",  # "bf16" for the networks: same PSNR, 1.8x faster on this CPU
+        "Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
+        choices=PRECISIONS,
+    )
+    # Every seed reaches numpy's default_rng and torch's manual_seed (which refuses negatives and
+    # values above 2**64 - 1 with a traceback); 32 bits leave room for the seeds derived from it.
+    seed: int = _knob(
+        0, "Seed of the random starts, the candidates and random mask types.", low=0, high=2**32 - 1
+    )
     # Early stop: end the search once, for `patience` steps, no image's loss has improved by more
     # than this fraction of its best. 0 runs every iteration.
-    early_stop: float = 0.0
-    patience: int = 10
+    early_stop: float = _knob(
+        0.0,
+        "Stop once no image's loss improved by this fraction in --patience steps (0: off).",
+        low=0,
+        high=1,
+        high_open=True,
+    )
+    patience: int = _knob(10, "Steps without such an improvement that end the search.", low=1)
     # Candidates: `samples` completions per image, candidate k from seed `seed + k`, best loss
     # first. Seed 0 starts from the encoder's own z (the single default completion); any other
     # seed from the encoder's z plus Gaussian noise of standard deviation `spread` drawn from it,
     # so one seed always gives the same candidate. With init="random" the seed draws the whole z.
-    samples: int = 1
-    spread: float = SPREAD_DEFAULT
+    samples: int = _knob(
+        1,
+        "Candidates: --out gets the lowest-loss one, and candidate k (seed --seed + k) also goes "
+        "to OUT_STEM.seedS.png; `--seed S` alone reproduces it.",
+        low=1,
+        high=64,  # the CLI's limit: each candidate costs a full search
+        cli="complete",
+    )
+    spread: float = _knob(
+        SPREAD_DEFAULT,
+        "How far candidates start from the encoder's z (std of the noise added for seeds other than 0).",
+        low=0,
+        cli="complete",
+    )
 
     def __post_init__(self) -> None:
         if self.iterations < 0:

@@ -117,3 +117,42 @@ def test_python_m_version() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert __version__ in r.stdout
+
+
+def test_completion_options_come_from_the_dataclass() -> None:
+    """Every CompletionOptions field marked for the CLI is an option of the commands that take it,
+    with the field's default, help and range; none is listed twice, and the rest are absent."""
+    from dataclasses import fields
+
+    import click
+
+    from completion.complete import CompletionOptions
+
+    commands = {"complete": ("shared", "complete"), "batch": ("shared",), "evaluate": ("shared",)}
+    for command, kinds in commands.items():
+        params = {p.name: p for p in main.commands[command].params}
+        names = [p.name for p in main.commands[command].params]
+        assert len(names) == len(set(names))
+        for f in fields(CompletionOptions):
+            if f.metadata.get("cli") not in kinds:
+                assert f.name not in params, (command, f.name)
+                continue
+            p = params[f.name]
+            assert p.opts == ["--" + f.name.replace("_", "-")]
+            assert p.default == f.default and p.show_default and p.help == f.metadata["help"]
+            if f.metadata["choices"]:
+                assert tuple(p.type.choices) == f.metadata["choices"]
+            else:
+                low, high, low_open, high_open = f.metadata["range"]
+                assert (p.type.min, p.type.max, p.type.min_open, p.type.max_open) == (
+                    low,
+                    high,
+                    low_open,
+                    high_open,
+                )
+                with pytest.raises(click.BadParameter):
+                    p.type.convert("nan" if isinstance(f.default, float) else "x", p, None)
+    assert "--beta1" not in run("complete", "--help").output  # fields without CLI metadata stay out
+    out = " ".join(run("batch", "--help").output.split())  # as one line: help wraps anywhere
+    assert "Adam's learning rate on z." in out and "[default: 0.01; x>0]" in out
+    assert "--samples" not in out
