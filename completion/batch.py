@@ -36,18 +36,19 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .complete import Completer, Completion
-from .errors import CompletionError, ImageError
+from .errors import CompletionError
 from .imageio import (
-    IMAGE_EXTENSIONS,
     image_mode,
     in_source_mode,
     is_image_path,
+    join_rel,
     load_gray,
     output_error,
     save_image,
     source_meta,
     stale_temp_target,
     temp_prefix,
+    walk_images,
 )
 from .inputs import load_pair
 from .text import plural
@@ -107,57 +108,6 @@ class BatchReport:
 # -- finding the work -------------------------------------------------------------------------
 
 
-def _walk(
-    root: Path, exclude: Sequence[Path] = (), others: list[tuple[str, str]] | None = None
-) -> Iterator[tuple[str, list[str]]]:
-    """(relative folder posix, sorted image file names) for every folder under root, pruning the
-    folders in exclude (e.g. an output folder inside the input folder). Symbolic links to folders
-    are followed (once per real folder). Every other path met (files of other kinds, dangling
-    links, a second link to a folder already walked) goes to `others` as (relative path, reason)."""
-    root = Path(root)
-    if not root.exists():
-        raise ImageError(f"{root}: no such file or directory")
-    if not root.is_dir():
-        raise ImageError(f"{root}: is not a folder")
-    skip = {os.path.realpath(p) for p in exclude}
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        rel = Path(dirpath).relative_to(root).as_posix()
-        rel = "" if rel == "." else rel
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a link loop, or a second way to a folder: its images come once
-            if others is not None:
-                others.append((rel, f"links to {real}, a folder already walked"))
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip)
-        names = []
-        for n in sorted(filenames):
-            path = os.path.join(dirpath, n)
-            if is_image_path(Path(n)) and os.path.isfile(path):
-                names.append(n)
-            elif others is not None:
-                others.append((_join(rel, n), _not_an_image(path)))
-        if names:
-            yield rel, names
-
-
-def _not_an_image(path: str) -> str:
-    """Why a path met while walking is not an input."""
-    if os.path.islink(path) and not os.path.exists(path):
-        return "dangling symbolic link"
-    if not os.path.isfile(path):
-        return "not a regular file"
-    suffix = Path(path).suffix
-    kinds = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
-    return f"not an image file ({suffix or 'no extension'}; images are {kinds})"
-
-
-def _join(rel_dir: str, name: str) -> str:
-    return f"{rel_dir}/{name}" if rel_dir else name
-
-
 def _lama_base(stem: str) -> str | None:
     """'x_mask001' -> 'x' (LaMa takes everything before the last '_mask')."""
     return stem.rsplit(LAMA_TAG, 1)[0] if LAMA_TAG in stem else None
@@ -176,14 +126,14 @@ def pair_files(
         excl.append(Path(masks_dir))  # a masks folder inside the images folder holds no inputs
     index: dict[tuple[str, str], Path] = {}
     if masks_dir is not None and not same:
-        for rel_dir, names in _walk(Path(masks_dir), exclude):
+        for rel_dir, names in walk_images(Path(masks_dir), exclude):
             for name in names:  # sorted, so the first extension in name order wins
                 index.setdefault((rel_dir, Path(name).stem), Path(masks_dir) / rel_dir / name)
 
     jobs: list[Job] = []
     failures: list[Failure] = []
     others: list[tuple[str, str]] = []
-    for rel_dir, names in _walk(images_dir, excl, others):
+    for rel_dir, names in walk_images(images_dir, excl, others):
         folder = images_dir / rel_dir
         stems = {Path(n).stem for n in names}
         lama: dict[str, list[str]] = {}
@@ -197,8 +147,8 @@ def pair_files(
         for n in names:
             if n in lama_files:
                 continue
-            stem, rel = Path(n).stem, _join(rel_dir, n)
-            out = _join(rel_dir, stem + OUTPUT_SUFFIX)
+            stem, rel = Path(n).stem, join_rel(rel_dir, n)
+            out = join_rel(rel_dir, stem + OUTPUT_SUFFIX)
             if masks_dir is None:
                 jobs.append(Job(folder / n, rel, None, out))
             elif (rel_dir, stem) in index:
@@ -208,7 +158,7 @@ def pair_files(
             elif stem in lama:
                 for m in lama[stem]:
                     jobs.append(
-                        Job(folder / n, rel, folder / m, _join(rel_dir, Path(m).stem + OUTPUT_SUFFIX))
+                        Job(folder / n, rel, folder / m, join_rel(rel_dir, Path(m).stem + OUTPUT_SUFFIX))
                     )
             else:
                 failures.append(Failure(folder / n, rel, "no mask found"))

@@ -50,9 +50,24 @@ def load_face(path: Path, size: int, crop: str) -> np.ndarray:
     return canonical_crop(load_rgb(path, draft_size=size * 2), size, crop)
 
 
+# Unreadable training files (and other paths in the data folder) named one per line; beyond
+# this many, only counted.
+SKIPPED_NAMED = 50
+
+
 def select_files(data: Path, offset: int = 0, limit: int | None = None) -> list[Path]:
-    """Images under data in sorted order, files[offset:offset+limit] (e.g. CelebA's first 9000)."""
-    files = list_images(Path(data))
+    """Images under data in sorted order, files[offset:offset+limit] (e.g. CelebA's first 9000).
+
+    The folder is walked as `batch` walks it (imageio.walk_images); every other path met is
+    named in the log (the first SKIPPED_NAMED) and counted."""
+    others: list[tuple[str, str]] = []
+    files = list_images(Path(data), others)
+    if others:
+        log.info("ignored %s under %s:", plural(len(others), "other path"), data)
+        for rel, why in others[:SKIPPED_NAMED]:
+            log.info("  %s: %s", rel, why)
+        if len(others) > SKIPPED_NAMED:
+            log.info("  ... and %d more", len(others) - SKIPPED_NAMED)
     files = files[offset : None if limit is None else offset + limit]
     if not files:
         kinds = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
@@ -106,10 +121,6 @@ class FaceSet(torch.utils.data.Dataset):
 
 def _collate(items: list[torch.Tensor | None]) -> torch.Tensor:
     return torch.stack([x for x in items if x is not None]) if any(x is not None for x in items) else None
-
-
-# Unreadable training files named one per line; beyond this many, only counted.
-SKIPPED_NAMED = 50
 
 
 class FaceData:

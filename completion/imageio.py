@@ -16,6 +16,7 @@ import struct
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,63 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(root: Path) -> list[Path]:
-    """Every image under root (recursive, case-insensitive extensions), in a stable order."""
+def walk_images(
+    root: Path, exclude: Sequence[Path] = (), others: list[tuple[str, str]] | None = None
+) -> Iterator[tuple[str, list[str]]]:
+    """(relative folder posix, sorted image file names) for every folder under root, in sorted
+    order: the one folder walker of `batch` and of training's data listing. Prunes the
+    folders in exclude (e.g. an output folder inside the input folder). Symbolic links to folders
+    are followed (once per real folder). Every other path met (files of other kinds, dangling
+    links, a second link to a folder already walked) goes to `others` as (relative path, reason)."""
     root = Path(root)
     if not root.exists():
         raise ImageError(f"{root}: no such file or directory")
     if not root.is_dir():
         raise ImageError(f"{root}: is not a folder")
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    skip = {os.path.realpath(p) for p in exclude}
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        rel = Path(dirpath).relative_to(root).as_posix()
+        rel = "" if rel == "." else rel
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link loop, or a second way to a folder: its images come once
+            if others is not None:
+                others.append((rel, f"links to {real}, a folder already walked"))
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip)
+        names = []
+        for n in sorted(filenames):
+            path = os.path.join(dirpath, n)
+            if is_image_path(Path(n)) and os.path.isfile(path):
+                names.append(n)
+            elif others is not None:
+                others.append((join_rel(rel, n), not_an_image(path)))
+        if names:
+            yield rel, names
+
+
+def not_an_image(path: str) -> str:
+    """Why a path met while walking is not an input."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "dangling symbolic link"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    suffix = Path(path).suffix
+    kinds = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+    return f"not an image file ({suffix or 'no extension'}; images are {kinds})"
+
+
+def join_rel(rel_dir: str, name: str) -> str:
+    return f"{rel_dir}/{name}" if rel_dir else name
+
+
+def list_images(root: Path, others: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Every image under root (walk_images: recursive, case-insensitive extensions, links to
+    folders followed once), sorted as paths; what is not an image goes to `others`."""
+    root = Path(root)
+    return sorted(root / rel / n for rel, names in walk_images(root, others=others) for n in names)
 
 
 def _open(path: Path, data: bytes | None = None) -> Image.Image:

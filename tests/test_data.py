@@ -34,6 +34,34 @@ def test_list_images_errors(tmp_path: Path) -> None:
         select_files(tmp_path)
 
 
+def test_training_walks_folders_as_batch_does(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Training's listing and batch share one walker: links to folders followed once, every
+    other path named and counted, the same images in the same sorted order."""
+    import logging
+
+    from completion.batch import pair_files
+
+    data = tmp_path / "data"
+    (data / "b").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for p in (data / "a.png", data / "b" / "c.jpg", elsewhere / "d.png"):
+        p.write_bytes(b"")  # the walker only lists; nothing is decoded
+    (data / "notes.txt").write_text("x")
+    (data / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (data / "again").symlink_to(elsewhere, target_is_directory=True)  # a second way: listed once
+    with caplog.at_level(logging.INFO, logger="completion.data"):
+        files = select_files(data)
+    rel = [f.relative_to(data).as_posix() for f in files]
+    assert rel == ["a.png", "again/d.png", "b/c.jpg"]
+    jobs, failures = pair_files(data)
+    assert [j.rel for j in jobs] == rel
+    ignored = {f.rel for f in failures if f.status == "ignored"}
+    assert ignored == {"notes.txt", "linked"}
+    assert "ignored 2 other paths" in caplog.text
+    assert "notes.txt: not an image file" in caplog.text and "linked: links to" in caplog.text
+
+
 def test_select_files_offset_limit(tiny_faces: Path) -> None:
     all_files = select_files(tiny_faces)
     assert select_files(tiny_faces, offset=5, limit=10) == all_files[5:15]
