@@ -10,40 +10,27 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from .config import parse_crop
 from .errors import DataError, ImageError
 from .imageio import IMAGE_EXTENSIONS, list_images, load_rgb
+
+# The crop geometry lives in photo.py (which imports nothing from here); center_crop_box and
+# resize stay importable from data, as before.
+from .photo import Framing, crop_to_model
+from .photo import center_crop_box as center_crop_box
+from .photo import resize as resize
 from .text import plural
 
 log = logging.getLogger(__name__)
 
 
-def center_crop_box(width: int, height: int, frac: float) -> tuple[int, int, int]:
-    """(x0, y0, side) of the centred square whose side is frac * width."""
-    side = max(1, min(round(frac * width), width, height))
-    return (width - side) // 2, (height - side) // 2, side
-
-
-def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize HxWxC uint8 to size (square int, or (w, h)); area filter down, cubic up."""
-    w, h = (size, size) if isinstance(size, int) else size
-    if img.shape[1] == w and img.shape[0] == h:
-        return img
-    shrink = w < img.shape[1] or h < img.shape[0]
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
 def canonical_crop(img: np.ndarray, size: int, crop: str) -> np.ndarray:
-    """Apply the model's framing: the crop spec, then resize to size x size."""
-    frac = parse_crop(crop)
-    if frac is not None:
-        x0, y0, side = center_crop_box(img.shape[1], img.shape[0], frac)
-        img = img[y0 : y0 + side, x0 : x0 + side]
-    return resize(img, size)
+    """Apply the model's framing: the crop spec, then resize to size x size. The one canonical
+    crop (photo.Framing.canonical and photo.crop_to_model), which `complete --aligned` and
+    `evaluate` take too."""
+    return crop_to_model(img, Framing.canonical(img.shape[1], img.shape[0], size, crop))
 
 
 def load_face(path: Path, size: int, crop: str) -> np.ndarray:

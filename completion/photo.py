@@ -22,7 +22,6 @@ import numpy as np
 
 from .blend import poisson_blend, seamless_clone
 from .config import parse_crop
-from .data import center_crop_box
 from .masks import make_mask
 
 log = logging.getLogger(__name__)
@@ -35,6 +34,22 @@ log = logging.getLogger(__name__)
 CROP_DX = -0.0161
 CROP_DY = -0.1606
 CROP_SIDE = 1.276
+
+
+def center_crop_box(width: int, height: int, frac: float) -> tuple[int, int, int]:
+    """(x0, y0, side) of the centred square whose side is frac * width."""
+    side = max(1, min(round(frac * width), width, height))
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def resize(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize HxWxC uint8 to size (square int, or (w, h)); area filter down, cubic up."""
+    w, h = (size, size) if isinstance(size, int) else size
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    shrink = w < img.shape[1] or h < img.shape[0]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
 
 NO_FACE = "{name}: no face found; give its box with --box x,y,w,h or use --aligned for aligned crops"
 
@@ -113,14 +128,22 @@ class Framing:
         return cls(cx, cy, side, side, angle, size)
 
     @classmethod
-    def aligned(cls, width: int, height: int, size: int, crop: str) -> Framing:
-        """The training framing of an already aligned image: data.center_crop_box, or all of it
-        for a model trained without a crop or an image already at the model size."""
+    def canonical(cls, width: int, height: int, size: int, crop: str) -> Framing:
+        """The training crop of an aligned image: center_crop_box, or all of it for a model
+        trained without a crop. On whole pixels, so crop_to_model slices and resizes it."""
         frac = parse_crop(crop)
-        if frac is None or (width, height) == (size, size):  # as Completer.prepare: taken as is
+        if frac is None:
             return cls(width / 2, height / 2, float(width), float(height), 0.0, size)
         x0, y0, side = center_crop_box(width, height, frac)
         return cls(x0 + side / 2, y0 + side / 2, float(side), float(side), 0.0, size)
+
+    @classmethod
+    def aligned(cls, width: int, height: int, size: int, crop: str) -> Framing:
+        """The framing of an already aligned input: the training crop (canonical), except that an
+        image already at the model size is taken as is."""
+        if (width, height) == (size, size):
+            return cls(width / 2, height / 2, float(width), float(height), 0.0, size)
+        return cls.canonical(width, height, size, crop)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -200,15 +223,55 @@ def _homog(m: np.ndarray) -> np.ndarray:
     return np.vstack([m, [0.0, 0.0, 1.0]])
 
 
+def _pixel_rect(framing: Framing, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """x0, y0, x1, y1 when the crop is an upright rectangle on whole pixels inside the image (the
+    training crop of an aligned image); None otherwise."""
+    if framing.angle != 0:
+        return None
+    edges = (
+        framing.cx - framing.width / 2,
+        framing.cy - framing.height / 2,
+        framing.cx + framing.width / 2,
+        framing.cy + framing.height / 2,
+    )
+    x0, y0, x1, y1 = (round(e) for e in edges)
+    if any(abs(e - r) > 1e-9 for e, r in zip(edges, (x0, y0, x1, y1), strict=True)):
+        return None
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        return None
+    return x0, y0, x1, y1
+
+
+def crop_to_model(image: np.ndarray, framing: Framing) -> np.ndarray:
+    """The model's S x S view of an image (uint8): the one canonical crop. A crop on whole pixels
+    (Framing.canonical: training's data, `complete --aligned`, evaluate) is that slice resized with
+    `resize`, exactly as training always cropped; any other is warped (see warp_to_model)."""
+    rect = _pixel_rect(framing, image.shape[1], image.shape[0])
+    if rect is not None:
+        x0, y0, x1, y1 = rect
+        return resize(image[y0:y1, x0:x1], framing.size)
+    return warp_to_model(image, np.ones(image.shape[:2], bool), framing)[0]
+
+
 def warp_to_model(image: np.ndarray, known: np.ndarray, framing: Framing) -> tuple[np.ndarray, np.ndarray]:
     """The model's S x S view of a photo: (uint8 SxSx3 image, SxS bool known).
 
-    Shrinking is done first with cv2.resize (INTER_AREA) on the axis-aligned region under the crop,
+    A crop on whole pixels is cut and resized as training does (crop_to_model); its known mask is
+    resized the same way (linear when enlarging), a pixel known only if it stays 1. Otherwise
+    shrinking is done first with cv2.resize (INTER_AREA) on the axis-aligned region under the crop,
     then the remaining rotation and small rescale with cv2.warpAffine (linear), so a face of 2000 px
     is not aliased. A model pixel is known only if every photo pixel under it is known and inside
     the photo (the float mask is area-averaged and interpolated; anything below 1 is hole)."""
     s = framing.size
     h, w = known.shape
+    rect = _pixel_rect(framing, w, h)
+    if rect is not None:
+        x0, y0, x1, y1 = rect
+        kn = known[y0:y1, x0:x1].astype(np.float32)
+        if kn.shape != (s, s):
+            shrink = x1 - x0 > s or y1 - y0 > s
+            kn = cv2.resize(kn, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return resize(image[y0:y1, x0:x1], s), kn >= 1.0 - 1e-4
     x0, y0, x1, y1 = _bounds(framing, w, h)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((s, s, 3), np.uint8), np.zeros((s, s), bool)

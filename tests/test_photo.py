@@ -89,6 +89,38 @@ def test_aligned_framing_is_the_training_crop() -> None:
     assert np.allclose(Framing.aligned(64, 64, 64, "center:0.72").matrix, [[1, 0, 0], [0, 1, 0]])
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "size", "crop"),
+    [(89, 109, 64, "center:0.72"), (178, 218, 64, "center:0.72"), (178, 218, 32, "center:0.72"),
+     (178, 218, 64, "none"), (40, 30, 64, "none")],
+)  # fmt: skip
+def test_one_canonical_crop_for_training_and_photos(width: int, height: int, size: int, crop: str) -> None:
+    """Training's crop (data.canonical_crop) and the photo path's view of an aligned image
+    (Framing.aligned + warp_to_model, as `complete --aligned` and evaluate take it) are one
+    implementation: the same pixels at every input size, and training's the slice it always was."""
+    from completion.data import canonical_crop, resize
+
+    rng = np.random.default_rng(width + size)
+    img = cv2.resize(rng.integers(0, 256, (height // 2, width // 2, 3), dtype=np.uint8), (width, height))
+    train = canonical_crop(img, size, crop)
+    if crop == "none":
+        expected = resize(img, size)
+    else:
+        x0, y0, side = center_crop_box(width, height, 0.72)
+        expected = resize(img[y0 : y0 + side, x0 : x0 + side], size)
+    assert np.array_equal(train, expected)
+    known = np.ones((height, width), bool)
+    known[height // 2 : height // 2 + 9, width // 3 : width // 2] = False
+    view, kn = warp_to_model(img, known, Framing.aligned(width, height, size, crop))
+    assert np.array_equal(view, train)
+    # The hole maps to the model pixels it touches, and every other pixel stays known.
+    frame = Framing.aligned(width, height, size, crop)
+    ys, xs = np.nonzero(~known)
+    q = frame.to_model(np.stack([xs, ys], 1).astype(np.float64))
+    assert not kn[np.rint(q[:, 1]).astype(int), np.rint(q[:, 0]).astype(int)].any()
+    assert kn.sum() >= size * size - (~known).sum() * (size / frame.width + 2) ** 2
+
+
 def test_model_mask_is_conservative() -> None:
     """A model pixel is known only if every photo pixel under it is known."""
     h = w = 800
