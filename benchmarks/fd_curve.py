@@ -16,21 +16,18 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from common import JUDGE, SHARED, face_judge
 
 from completion.bundle import load_model
 from completion.grid import save_grid
 from completion.train import export, load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
-FACES = SHARED / "datasets" / "celeba_subset" / "img_align_celeba"
-JUDGE = SHARED / "tools" / "face_judge.py"
+FACES = SHARED
 
 
 def sample_grids(model_path: Path, folder: Path, seeds: range = range(1, 9), n: int = 64) -> None:
@@ -43,12 +40,7 @@ def sample_grids(model_path: Path, folder: Path, seeds: range = range(1, 9), n: 
 
 
 def frechet(samples: Path, real_list: Path) -> float:
-    out = subprocess.run(
-        [sys.executable, str(JUDGE), "fd", str(samples), str(real_list)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    out = face_judge("fd", str(samples), str(real_list))
     return float(re.search(r"fd=([\d.]+)", out).group(1))
 
 

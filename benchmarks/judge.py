@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from common import SHARED
+from common import SHARED, face_judge
 
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer
@@ -30,8 +28,6 @@ from completion.data import select_files
 from completion.evaluate import blank_holes, load_images
 from completion.imageio import save_image
 from completion.photo import Framing, face_mask
-
-JUDGE = SHARED.parents[2] / "tools" / "face_judge.py"
 
 
 def main() -> None:
@@ -66,12 +62,7 @@ def main() -> None:
                 )
                 for f, done in zip(files[s:], completer.complete_many(chunk, aligned=True), strict=False):
                     save_image(out / f"{f.stem}.png", done.image)
-            result = subprocess.run(
-                [sys.executable, str(JUDGE), "judge", str(SHARED), str(out)],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            result = face_judge("judge", str(SHARED), str(out))
         found = re.search(r"n=(\d+) face_prob=([\d.]+) landmark_err_pct=([\d.]+)", result)
         print(f"| {mask_type} | {found.group(1)} | {found.group(2)} | {found.group(3)} |", flush=True)
 
