@@ -6,12 +6,14 @@ import sys
 import time
 from pathlib import Path
 
+from completion.masks import ALL_MASK_TYPES
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
 # The shared outside judge of faces (measuring only; never trained against).
 JUDGE = SHARED.parents[2] / "tools" / "face_judge.py"
 # Every mask type of the completion issue, in the order the README tables use.
-MASK_TYPES = "center,left,right,top,bottom,random:0.8,pattern,grid:4,lowres:4,eyes,mouth"
+MASK_TYPES = ",".join(ALL_MASK_TYPES)
 
 
 def median_single_seconds(completer, items) -> float:  # noqa: ANN001

@@ -62,9 +62,10 @@ class CompletionOptions:
     """Every knob of the optimisation; defaults are the measured best (see README)."""
 
     # Measured on validation faces (README, "Choices and measurements"): from the encoder's z,
-    # 50 steps match 100 on average over the 11 mask types (better on half-face masks, at most
-    # 0.1 dB worse elsewhere) at half the cost; the perceptual term changes no PSNR/SSIM at
-    # lam <= 0.1 and costs 1-3 dB at lam = 10 (less with "nonsat"), while D doubles the cost.
+    # 50 steps beat 100 on average over the 11 mask types (+0.3-0.9 dB on half-face masks, at
+    # most 0.15 dB worse elsewhere) at half the cost (re-measured for the shipped model); the
+    # perceptual term changes no PSNR/SSIM at lam <= 0.1 and costs 1-3 dB at lam = 10 (less with
+    # "nonsat"), while D doubles the cost.
     iterations: int = _knob(50, "Adam steps on z.", low=0)
     lr: float = _knob(0.01, "Adam's learning rate on z.", low=0, low_open=True)
     beta1: float = _knob(0.9, cli=None)

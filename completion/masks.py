@@ -16,6 +16,20 @@ import torch.nn.functional as F
 from .errors import MaskError
 from .imageio import load_gray, save_image
 
+# The mask types every evaluation table covers (README, model card, benchmarks, tests).
+ALL_MASK_TYPES = (
+    "center",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "random:0.8",
+    "pattern",
+    "grid:4",
+    "lowres:4",
+    "eyes",
+    "mouth",
+)
 MASK_TYPES_HELP = (
     "Mask types: 'center' (hole over the central quarter: rows and cols size/4 to 3*size/4); "
     "'left', 'right', 'top', 'bottom' (that half is the hole; 'half' means 'left'); "

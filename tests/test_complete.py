@@ -14,23 +14,9 @@ from completion.bundle import Model, save_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
 from completion.config import ModelConfig
-from completion.masks import make_mask
+from completion.masks import ALL_MASK_TYPES, make_mask
 from completion.models import Discriminator, Generator
 from completion.train import train_step
-
-MASK_TYPES = [
-    "center",
-    "left",
-    "right",
-    "top",
-    "bottom",
-    "random:0.8",
-    "pattern",
-    "grid:4",
-    "lowres:4",
-    "eyes",
-    "mouth",
-]
 
 
 def toy_batch(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -64,7 +50,7 @@ def toy_images() -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("blend", ["poisson", "none"])
-@pytest.mark.parametrize("mask_type", MASK_TYPES)
+@pytest.mark.parametrize("mask_type", ALL_MASK_TYPES)
 def test_known_pixels_bit_exact(toy_model: Model, toy_images, mask_type: str, blend: str) -> None:
     c = Completer(toy_model, CompletionOptions(iterations=3, blend=blend))
     img = toy_images[0]

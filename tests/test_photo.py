@@ -21,7 +21,7 @@ from completion.data import center_crop_box
 from completion.errors import ImageError, MaskError
 from completion.faces import CANONICAL, detect_faces, framing_from_landmarks
 from completion.imageio import load_rgb
-from completion.masks import make_mask
+from completion.masks import ALL_MASK_TYPES, make_mask
 from completion.models import Discriminator, Generator
 from completion.photo import Box, Framing, face_mask, parse_box, warp_to_model
 
@@ -435,21 +435,6 @@ def test_astronaut_eyes_and_mouth(random_model: Model, astronaut: np.ndarray, sp
         assert not changed[y - 8 : y + 9, x - 8 : x + 9].any(), (spec, (x, y))
     # A band over the face, not the picture: well inside her head's width.
     assert xs.min() > 170 and xs.max() < 275
-
-
-ALL_MASK_TYPES = [
-    "center",
-    "left",
-    "right",
-    "top",
-    "bottom",
-    "random:0.8",
-    "pattern",
-    "grid:4",
-    "lowres:4",
-    "eyes",
-    "mouth",
-]
 
 
 def test_aligned_cli_equals_evaluate(tmp_path: Path, shared_faces: Path) -> None:
