@@ -69,5 +69,14 @@ def tiny_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def face(tmp_path: Path) -> Path:
+    """A 64x64 noise picture in tmp_path/in/face.png: an input for CLI runs (modules may override)."""
+    path = tmp_path / "in" / "face.png"
+    path.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
 def tiny_cfg() -> ModelConfig:
     return ModelConfig(image_size=32, ngf=8, ndf=8)

@@ -55,14 +55,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"64": _bundle(d / "m64.pt", 64), "32": _bundle(d / "m32.pt", 32)}
 
 
-@pytest.fixture
-def face(tmp_path: Path) -> Path:
-    path = tmp_path / "in" / "face.png"
-    path.parent.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 def cli(*args: object):  # noqa: ANN201
     return CliRunner().invoke(main, [str(a) for a in args])
 

@@ -30,14 +30,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _bundle(tmp_path_factory.mktemp("models") / "m64.pt")
 
 
-@pytest.fixture
-def face(tmp_path: Path) -> Path:
-    path = tmp_path / "in" / "face.png"
-    path.parent.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 def cli(*args: object):  # noqa: ANN201
     return CliRunner().invoke(main, [str(a) for a in args])
 
