@@ -52,7 +52,7 @@ def measure(files: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]
         img = load_rgb(p)
         h, w = img.shape[:2]
         big = cv2.resize(img, (w * UPSCALE, h * UPSCALE), interpolation=cv2.INTER_CUBIC)
-        found = detect_faces(big)
+        found = detect_faces(big, frame=False)
         if not found:
             missed += 1
             continue

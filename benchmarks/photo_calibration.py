@@ -1,21 +1,24 @@
 """Check face finding and photo completion on validation faces pasted into canvases.
 
 The framing itself is fitted by benchmarks/fit_landmarks.py (YuNet's landmarks on training faces
--> completion.faces.CANONICAL, and the --box mapping photo.CROP_*). This script measures it where
+-> completion.faces.CANONICAL, and the --box mapping photo.CROP_*) and benchmarks/fit_framer.py
+(the framer's weights, on training faces). This script measures it where
 it matters: validation faces (009001-009500) pasted 2x-6x and rotated up to 15 degrees into noise
 or gradient canvases, an eyes hole drawn at the canvas resolution. For every canvas: was the face
 found, and how far is its framing from the pasted face's true canonical crop (centre and side in %
-of the side, angle in degrees). For the first --n-psnr canvases also the hole PSNR of (a) completing
-the canvas vs (b) completing the aligned 64x64 crop directly, with a perfect model's ceiling.
+of the side, angle in degrees), with the framer and from the landmarks alone. For the first
+--n-psnr canvases also the hole PSNR of (a) completing the canvas vs (b) completing the aligned
+64x64 crop directly, with a perfect model's ceiling.
 Uses completion/weights/celeba64.pt (--iterations 100) when present; otherwise a random-weight
 model, and then the PSNRs are only a plumbing check.
 
-    python benchmarks/photo_calibration.py [--n-evidence 200] [--n-psnr 20]
+    python benchmarks/photo_calibration.py [--n-evidence 200] [--n-psnr 20] [--no-framer]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -25,12 +28,13 @@ import cv2
 import numpy as np
 import torch
 
+from completion import complete as complete_mod
 from completion.bundle import Model, load_model
 from completion.complete import Completer, CompletionOptions, Optimised
 from completion.config import ModelConfig
 from completion.data import center_crop_box
 from completion.errors import CompletionError
-from completion.faces import detect_faces
+from completion.faces import detect_faces, framing_from_landmarks
 from completion.imageio import load_rgb
 from completion.masks import make_mask
 from completion.metrics import psnr
@@ -168,12 +172,21 @@ def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
             rows.append(row)
             print(json.dumps(row), flush=True)
             continue
-        f = min((fc.framing(s) for fc in found), key=lambda g: math.hypot(g.cx - truth.cx, g.cy - truth.cy))
+        face_ = min(
+            found, key=lambda fc: math.hypot(fc.framing(s).cx - truth.cx, fc.framing(s).cy - truth.cy)
+        )
+        f = face_.framing(s)
         row["found"] = True
         row["faces_found"] = len(found)
+        row["framer_kept"] = face_.crop is not None
         row["centre_err_pct"] = math.hypot(f.cx - truth.cx, f.cy - truth.cy) / truth.width * 100
         row["side_err_pct"] = abs(f.width - truth.width) / truth.width * 100
         row["angle_err"] = abs(f.angle - angle)
+        # The same face framed from its landmarks alone (before the framer).
+        lm = framing_from_landmarks(face_.landmarks, s)
+        row["landmarks_centre_err_pct"] = math.hypot(lm.cx - truth.cx, lm.cy - truth.cy) / truth.width * 100
+        row["landmarks_side_err_pct"] = abs(lm.width - truth.width) / truth.width * 100
+        row["landmarks_angle_err"] = abs(lm.angle - angle)
         row["correct"] = row["centre_err_pct"] < 25 and row["side_err_pct"] < 25
         if i >= n_psnr:
             rows.append(row)
@@ -223,6 +236,12 @@ def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
         "mean_centre_err_pct": mean("centre_err_pct", ok),
         "mean_side_err_pct": mean("side_err_pct", ok),
         "mean_angle_err_deg": mean("angle_err", ok),
+        "framer_kept": sum(r["framer_kept"] for r in ok),
+        "landmarks_only": {
+            "mean_centre_err_pct": mean("landmarks_centre_err_pct", ok),
+            "mean_side_err_pct": mean("landmarks_side_err_pct", ok),
+            "mean_angle_err_deg": mean("landmarks_angle_err", ok),
+        },
         "median_centre_err_pct": round(float(np.median([r["centre_err_pct"] for r in ok])), 2)
         if ok
         else None,
@@ -245,7 +264,13 @@ def main() -> None:
     ap.add_argument("--n-evidence", type=int, default=200, help="Canvases for the framing statistics.")
     ap.add_argument("--n-psnr", type=int, default=20, help="The first N of them also completed.")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-framer", action="store_true", help="Frame faces by their landmarks alone.")
     args = ap.parse_args()
+    if args.no_framer:
+        # Every detection, the completions' included, skips the framer.
+        global detect_faces
+        detect_faces = functools.partial(detect_faces, frame=False)
+        complete_mod.detect_faces = detect_faces
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     if not SHARED.is_dir():

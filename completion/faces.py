@@ -1,9 +1,10 @@
 """Finding faces in photos: YuNet boxes and five landmarks, aligned to the training crop.
 
 YuNet (Wu, Peng, Yu 2023; Apache-2.0, completion/assets/yunet/) runs through OpenCV's
-cv2.FaceDetectorYN. Each face is framed by the similarity transform (rotation, uniform scale,
-shift) that best maps its five landmarks onto their canonical positions in the model's crop:
-CANONICAL, fitted on aligned CelebA training faces by benchmarks/fit_landmarks.py.
+cv2.FaceDetectorYN. Each face is framed first by the similarity transform (rotation, uniform
+scale, shift) that best maps its five landmarks onto their canonical positions in the model's crop
+(CANONICAL, fitted on aligned CelebA training faces by benchmarks/fit_landmarks.py), then moved onto
+the training data's own framing by the framer (framer.py), which sees the whole face.
 
 Coordinates: landmarks and boxes are in "edge" coordinates (pixel i covers [i, i+1)), as in photo.py."""
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import framer
 from .errors import ImageError
 from .photo import Box, Framing, warp_to_model
 
@@ -55,21 +57,30 @@ NMS_THRESHOLD = 0.3
 REFINE_SIZE = 160
 REFINE_MARGIN = 1.6
 _MIRROR = [1, 0, 2, 4, 3]  # landmark order after a left-right flip
+# The framer was trained on crops up to about 20 % off in side, 7.5 % in centre and 10 degrees; a
+# correction far beyond that means it is not looking at a face as it knows one (a drawing, a
+# mask, a profile), and the landmarks' own framing is kept.
+MAX_FRAMER_SIDE, MAX_FRAMER_SHIFT, MAX_FRAMER_ANGLE = 0.3, 0.15, 15.0
 
 _local = threading.local()  # a detector per thread: cv2.FaceDetectorYN keeps per-call state
 
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face: its box, five landmarks ((5, 2) photo edge coordinates) and score."""
+    """A detected face: its box, five landmarks ((5, 2) photo edge coordinates), score, and its
+    crop as the framer placed it (None: framed from the landmarks alone)."""
 
     box: Box
     landmarks: np.ndarray
     score: float
+    crop: Framing | None = None
 
     def framing(self, size: int) -> Framing:
-        """The model's S x S crop of this face (see framing_from_landmarks)."""
-        return framing_from_landmarks(self.landmarks, size)
+        """The model's S x S crop of this face."""
+        if self.crop is None:
+            return framing_from_landmarks(self.landmarks, size)
+        c = self.crop
+        return Framing(c.cx, c.cy, c.width, c.height, c.angle, size)
 
 
 def _detector(width: int, height: int) -> cv2.FaceDetectorYN:
@@ -77,29 +88,54 @@ def _detector(width: int, height: int) -> cv2.FaceDetectorYN:
     if det is None:
         if not MODEL_FILE.is_file():
             raise ImageError(f"{MODEL_FILE}: the YuNet face detector is missing from the package")
+        # OpenCV 5's DNN engine warns on stderr that it ignores the (default) target: silenced, as
+        # a user can do nothing about it.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             det = cv2.FaceDetectorYN.create(
                 str(MODEL_FILE), "", (width, height), SCORE_THRESHOLD, NMS_THRESHOLD, 5000
             )
         except cv2.error as e:
             raise ImageError(f"{MODEL_FILE}: OpenCV cannot load the face detector ({e})") from None
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         _local.detector = det
     det.setInputSize((width, height))
     return det
 
 
-def detect_faces(rgb: np.ndarray, refine: bool = True) -> list[Face]:
+def detect_faces(rgb: np.ndarray, refine: bool = True, frame: bool = True) -> list[Face]:
     """Faces in an HxWx3 uint8 RGB image, largest first.
 
     Photos whose long side exceeds DETECT_MAX_SIDE are searched on a shrunk copy; boxes and
     landmarks are given at the photo's own resolution. With refine, each face's landmarks are
-    read again on an upright view of it and its mirror image (see REFINE_SIZE)."""
+    read again on an upright view of it and its mirror image (see REFINE_SIZE). With frame, the
+    framer moves each face's crop onto the training framing (Face.crop)."""
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ImageError("face detection needs an HxWx3 RGB image")
-    faces = _detect(np.ascontiguousarray(rgb[..., :3]))
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    faces = _detect(rgb)
     if refine:
         faces = [Face(f.box, _refine(rgb, f.landmarks), f.score) for f in faces]
+    if frame and faces:
+        starts = [framing_from_landmarks(f.landmarks, REFINE_SIZE) for f in faces]
+        crops = framer.refine(rgb, starts)
+        faces = [
+            Face(f.box, f.landmarks, f.score, _checked(c, s))
+            for f, c, s in zip(faces, crops, starts, strict=True)
+        ]
     return faces
+
+
+def _checked(crop: Framing, start: Framing) -> Framing | None:
+    """The framer's crop, or None where it moved too far from the landmarks' (see MAX_FRAMER_SIDE)."""
+    side = abs(math.log(crop.width / start.width))
+    shift = math.dist((crop.cx, crop.cy), (start.cx, start.cy)) / start.width
+    angle = abs(crop.angle - start.angle)
+    if side > MAX_FRAMER_SIDE or shift > MAX_FRAMER_SHIFT or angle > MAX_FRAMER_ANGLE:
+        return None
+    return crop
 
 
 def _refine(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
