@@ -90,10 +90,9 @@ def correct(framing: Framing, out: np.ndarray, config: FramerConfig) -> Framing:
     t = math.radians(framing.angle)
     cx = framing.cx + dx * math.cos(t) - dy * math.sin(t)
     cy = framing.cy + dx * math.sin(t) + dy * math.cos(t)
-    k = math.exp(out[2] * config.scale)
-    return Framing(
-        cx, cy, framing.width * k, framing.height * k, framing.angle + out[3] * config.angle, framing.size
-    )
+    k = math.exp(float(out[2]) * config.scale)
+    angle = framing.angle + float(out[3]) * config.angle
+    return Framing(float(cx), float(cy), framing.width * k, framing.height * k, float(angle), framing.size)
 
 
 def target(framing: Framing, truth: Framing, config: FramerConfig) -> np.ndarray:
