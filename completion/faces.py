@@ -59,7 +59,8 @@ REFINE_MARGIN = 1.6
 _MIRROR = [1, 0, 2, 4, 3]  # landmark order after a left-right flip
 # The framer was trained on crops up to about 20 % off in side, 7.5 % in centre and 10 degrees; a
 # correction far beyond that means it is not looking at a face as it knows one (a drawing, a
-# mask, a profile), and the landmarks' own framing is kept.
+# mask, a profile), and the landmarks' own framing is kept. Side: |log| of the ratio; shift: a
+# fraction of the side; angle: degrees.
 MAX_FRAMER_SIDE, MAX_FRAMER_SHIFT, MAX_FRAMER_ANGLE = 0.3, 0.15, 15.0
 
 _local = threading.local()  # a detector per thread: cv2.FaceDetectorYN keeps per-call state
