@@ -6,7 +6,8 @@ The framing itself is fitted by benchmarks/fit_landmarks.py (YuNet's landmarks o
 it matters: validation faces (009001-009500) pasted 2x-6x and rotated up to 15 degrees into noise
 or gradient canvases, an eyes hole drawn at the canvas resolution. For every canvas: was the face
 found, and how far is its framing from the pasted face's true canonical crop (centre and side in %
-of the side, angle in degrees), with the framer and from the landmarks alone. For the first
+of the side, angle in degrees), with the framer and from the landmarks alone, and for the same
+face given by its YuNet box (as --box gives one) with and without the framer. For the first
 --n-psnr canvases also the hole PSNR of (a) completing the canvas vs (b) completing the aligned
 64x64 crop directly, with a perfect model's ceiling.
 Uses completion/weights/celeba64.pt (--iterations 100) when present; otherwise a random-weight
@@ -34,7 +35,7 @@ from completion.complete import Completer, CompletionOptions, Optimised
 from completion.config import ModelConfig
 from completion.data import center_crop_box
 from completion.errors import CompletionError
-from completion.faces import detect_faces, framing_from_landmarks
+from completion.faces import detect_faces, framing_from_box, framing_from_landmarks
 from completion.imageio import load_rgb
 from completion.masks import make_mask
 from completion.metrics import psnr
@@ -187,6 +188,14 @@ def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
         row["landmarks_centre_err_pct"] = math.hypot(lm.cx - truth.cx, lm.cy - truth.cy) / truth.width * 100
         row["landmarks_side_err_pct"] = abs(lm.width - truth.width) / truth.width * 100
         row["landmarks_angle_err"] = abs(lm.angle - angle)
+        # The same face given by its box, as with --box: the box mapping alone, and with the framer.
+        for key, g in (
+            ("box", Framing.from_box(face_.box, s)),
+            ("box_framer", framing_from_box(canvas, face_.box, s)),
+        ):
+            row[f"{key}_centre_err_pct"] = math.hypot(g.cx - truth.cx, g.cy - truth.cy) / truth.width * 100
+            row[f"{key}_side_err_pct"] = abs(g.width - truth.width) / truth.width * 100
+            row[f"{key}_angle_err"] = abs(g.angle - angle)
         row["correct"] = row["centre_err_pct"] < 25 and row["side_err_pct"] < 25
         if i >= n_psnr:
             rows.append(row)
@@ -237,10 +246,17 @@ def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
         "mean_side_err_pct": mean("side_err_pct", ok),
         "mean_angle_err_deg": mean("angle_err", ok),
         "framer_kept": sum(r["framer_kept"] for r in ok),
-        "landmarks_only": {
-            "mean_centre_err_pct": mean("landmarks_centre_err_pct", ok),
-            "mean_side_err_pct": mean("landmarks_side_err_pct", ok),
-            "mean_angle_err_deg": mean("landmarks_angle_err", ok),
+        **{
+            label: {
+                "mean_centre_err_pct": mean(f"{key}_centre_err_pct", ok),
+                "mean_side_err_pct": mean(f"{key}_side_err_pct", ok),
+                "mean_angle_err_deg": mean(f"{key}_angle_err", ok),
+            }
+            for label, key in (
+                ("landmarks_only", "landmarks"),
+                ("box_only", "box"),
+                ("box_with_framer", "box_framer"),
+            )
         },
         "median_centre_err_pct": round(float(np.median([r["centre_err_pct"] for r in ok])), 2)
         if ok
@@ -268,9 +284,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.no_framer:
         # Every detection, the completions' included, skips the framer.
-        global detect_faces
+        global detect_faces, framing_from_box
         detect_faces = functools.partial(detect_faces, frame=False)
-        complete_mod.detect_faces = detect_faces
+        framing_from_box = functools.partial(framing_from_box, frame=False)
+        complete_mod.detect_faces, complete_mod.framing_from_box = detect_faces, framing_from_box
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     if not SHARED.is_dir():

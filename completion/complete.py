@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .bundle import Model
 from .errors import ImageError, MaskError
-from .faces import detect_faces
+from .faces import detect_faces, framing_from_box
 from .masks import yeh_weights
 from .models import fold_batch_norm
 from .photo import NO_FACE, Box, Framing, assign_holes, face_mask, inpaint_classic, paste_back, warp_to_model
@@ -407,7 +407,7 @@ class Completer:
         if box is not None:
             if box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0:
                 raise MaskError(f"{name}: box {box.x},{box.y},{box.w},{box.h} lies outside the {w}x{h} image")
-            return [(Framing.from_box(box, s), box, None)]
+            return [(framing_from_box(image, box, s), box, None)]
         found = detect_faces(image)
         if not found:
             raise ImageError(NO_FACE.format(name=name))

@@ -203,3 +203,31 @@ def test_framer_at_the_photo_edge(shared_faces: Path) -> None:
     assert len(found) == 1 and found[0].crop is not None
     f = found[0].framing(64)
     assert abs(f.width / true_side - 1) < 0.05 and math.hypot(f.cx - cx, f.cy - cy) < 0.03 * true_side, f
+
+
+def test_a_given_box_is_framed_by_the_framer(shared_faces: Path) -> None:
+    """--box: the crop around a face's box is moved onto the training framing, tilt included (a box
+    has none); with frame=False it is the plain box mapping."""
+    from completion.faces import framing_from_box
+
+    errs = {"box": [], "framer": []}
+    for i, img in enumerate(validation_faces(shared_faces, 9201, 8)):
+        h, w = img.shape[:2]
+        angle = (-10.0, 10.0)[i % 2]
+        t = math.radians(angle)
+        rot = 3.0 * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+        off = np.array([240.0, 240.0]) - rot @ [w / 2, h / 2]
+        centre_map = np.hstack([rot, (rot @ [0.5, 0.5] + off - 0.5)[:, None]])
+        canvas = cv2.warpAffine(
+            img, centre_map, (480, 480), flags=cv2.INTER_CUBIC, borderValue=(90, 120, 150)
+        )
+        x0, y0, side = center_crop_box(w, h, 0.72)
+        true_side = side * 3.0
+        box = detect_faces(canvas, frame=False)[0].box
+        plain = framing_from_box(canvas, box, 64, frame=False)
+        assert plain == Framing.from_box(box, 64)
+        framed = framing_from_box(canvas, box, 64)
+        errs["box"].append((abs(plain.width / true_side - 1), abs(plain.angle - angle)))
+        errs["framer"].append((abs(framed.width / true_side - 1), abs(framed.angle - angle)))
+    box, framed = np.mean(errs["box"], 0), np.mean(errs["framer"], 0)
+    assert box[1] == 10.0 and framed[1] < 3.0 and framed[0] < 0.05 and framed[0] < box[0], (box, framed)
