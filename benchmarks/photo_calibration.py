@@ -13,7 +13,7 @@ face given by its YuNet box (as --box gives one) with and without the framer. Fo
 Uses completion/weights/celeba64.pt (--iterations 100) when present; otherwise a random-weight
 model, and then the PSNRs are only a plumbing check.
 
-    python benchmarks/photo_calibration.py [--n-evidence 200] [--n-psnr 20] [--no-framer]
+    python benchmarks/photo_calibration.py [--n-evidence 200] [--n-psnr 20] [--no-framer] [--scales 2,6]
 """
 
 from __future__ import annotations
@@ -144,7 +144,9 @@ class OracleCompleter(Completer):
         )
 
 
-def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
+def evidence(
+    completer: Completer, n: int, n_psnr: int, seed: int = 0, scales: tuple[float, float] = (2.0, 6.0)
+) -> dict:
     files = sorted(p for p in SHARED.glob("*.jpg") if 9001 <= int(p.stem) <= 9500)
     files = files[:: max(1, len(files) // max(1, n))][:n]
     rng = np.random.default_rng(seed)
@@ -155,8 +157,9 @@ def evidence(completer: Completer, n: int, n_psnr: int, seed: int = 0) -> dict:
     for i, p in enumerate(files):
         face = load_rgb(p)
         fh, fw = face.shape[:2]
-        scale, angle = rng.uniform(2, 6), rng.uniform(-15, 15)
-        canvas, edge = paste_face(face, scale, angle, rng, ("noise", "gradient")[i % 2])
+        scale, angle = rng.uniform(*scales), rng.uniform(-15, 15)
+        # At least 160 px: room around a small face, as a photo has (no effect from scale 2 up).
+        canvas, edge = paste_face(face, scale, angle, rng, ("noise", "gradient")[i % 2], min_side=160)
         known64, known = eyes_hole((fh, fw), edge, canvas.shape[1], canvas.shape[0])
         x0, y0, side = center_crop_box(fw, fh, FRAC)
         crop = face[y0 : y0 + side, x0 : x0 + side]
@@ -280,6 +283,9 @@ def main() -> None:
     ap.add_argument("--n-evidence", type=int, default=200, help="Canvases for the framing statistics.")
     ap.add_argument("--n-psnr", type=int, default=20, help="The first N of them also completed.")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--scales", default="2,6", help="LO,HI: faces are pasted at a scale drawn from this range."
+    )
     ap.add_argument("--no-framer", action="store_true", help="Frame faces by their landmarks alone.")
     args = ap.parse_args()
     if args.no_framer:
@@ -299,7 +305,9 @@ def main() -> None:
         note = f"{args.model} not found: random-weight width-8 model, the PSNRs are only a plumbing check"
     print(note, flush=True)
     completer = Completer(model, CompletionOptions(iterations=args.iterations))
-    print(json.dumps({"evidence": evidence(completer, args.n_evidence, args.n_psnr), "note": note}, indent=1))
+    lo, hi = (float(v) for v in args.scales.split(","))
+    report = evidence(completer, args.n_evidence, args.n_psnr, scales=(lo, hi))
+    print(json.dumps({"evidence": report, "scales": [lo, hi], "note": note}, indent=1))
 
 
 if __name__ == "__main__":
