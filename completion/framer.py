@@ -2,12 +2,13 @@
 
 YuNet's five landmarks place the model's crop (faces.framing_from_landmarks) within about 1.7 % of
 its side in position and 2 degrees in angle, but only within about 5 % in size: CelebA aligned its
-faces from its own annotations, and against any distance between YuNet's landmarks (eyes, eyes to
-mouth, box, or a fit of all of them) its crop's side varies by 5 % or more. The generator learned
-exactly that framing, so the framer learns it too: it looks at the face through the current crop
-and predicts the correction (shift, log scale, rotation) onto the canonical crop. It was trained on
-the training faces only, by benchmarks/fit_framer.py, from crops perturbed at random around the
-true one; `refine` applies it twice.
+faces from its own annotations, and no distance between YuNet's landmarks (eyes, eyes to mouth,
+box, or a least-squares fit of all of them) predicts its crop's side better than 4.7 %. The
+generator learned exactly that framing, so the framer learns it too: it looks at the face through
+the current crop (from the landmarks, or from a --box) and predicts the correction (shift, log
+scale, rotation) onto the canonical crop. It was trained on the training faces only, by
+benchmarks/fit_framer.py, from crops perturbed at random around the true one; `refine` applies it
+twice.
 
 The shipped weights (completion/weights/framer.pt, 3 MB) are loaded with weights_only=True."""
 
