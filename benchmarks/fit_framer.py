@@ -38,7 +38,7 @@ from completion.framer import (  # noqa: E402
     view_of,
 )
 from completion.imageio import load_rgb  # noqa: E402
-from completion.photo import Framing, center_crop_box, warp_to_model  # noqa: E402
+from completion.photo import Framing, center_crop_box, crop_to_model  # noqa: E402
 
 FRAC = 0.72  # the canonical crop of the shipped models: center:0.72
 LOG_SIDE, SHIFT, ANGLE = 0.08, 0.03, 4.0  # perturbation spreads
@@ -95,7 +95,6 @@ def batch(
     faces: np.ndarray, rng: np.random.Generator, n: int, cfg: FramerConfig, augment: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     h, w = faces.shape[1:3]
-    known = np.ones((h, w), bool)
     views, targets = [], []
     for i in rng.integers(0, len(faces), n):
         img = faces[i]
@@ -106,7 +105,7 @@ def batch(
             img = degrade(img, rng)
         truth = true_framing(w, h, flipped)
         f = perturb(truth, rng, w, h, cfg)
-        views.append(warp_to_model(img, known, view_of(f, cfg))[0])
+        views.append(crop_to_model(img, view_of(f, cfg)))
         targets.append(target(f, truth, cfg))
     x = to_input(views)
     if augment:

@@ -1,7 +1,7 @@
 """Fit where YuNet's five landmarks sit in the model's canonical crop, and the box -> crop mapping.
 
 On aligned CelebA faces the model's framing is known exactly: the centred square of side 0.72 x
-width (data.center_crop_box), resized to the model size. Each TRAINING face (000001-009000, every
+width (photo.center_crop_box), resized to the model size. Each TRAINING face (000001-009000, every
 --step-th) is upscaled 4x, YuNet finds its largest face, and
 
 - its landmarks, as fractions of the crop's side (edge coordinates), are averaged into
@@ -34,10 +34,9 @@ from common import SHARED  # noqa: E402
 
 from completion import faces as faces_mod  # noqa: E402
 from completion import photo  # noqa: E402
-from completion.data import center_crop_box  # noqa: E402
 from completion.faces import detect_faces, framing_from_landmarks  # noqa: E402
 from completion.imageio import load_rgb  # noqa: E402
-from completion.photo import Framing  # noqa: E402
+from completion.photo import Framing, center_crop_box  # noqa: E402
 
 FRAC = 0.72  # the canonical crop of the shipped models: center:0.72
 UPSCALE = 4

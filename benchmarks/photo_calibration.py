@@ -33,14 +33,13 @@ from completion import complete as complete_mod
 from completion.bundle import Model, load_model
 from completion.complete import Completer, CompletionOptions, Optimised
 from completion.config import ModelConfig
-from completion.data import center_crop_box
 from completion.errors import CompletionError
 from completion.faces import detect_faces, framing_from_box, framing_from_landmarks
 from completion.imageio import load_rgb
 from completion.masks import make_mask
 from completion.metrics import psnr
 from completion.models import Discriminator, Generator
-from completion.photo import Framing, warp_to_model
+from completion.photo import Framing, center_crop_box, crop_to_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_celeba"
@@ -137,7 +136,7 @@ class OracleCompleter(Completer):
     def optimise(
         self, y: torch.Tensor, m: torch.Tensor, callback=None, every: int = 0, seeds=None
     ) -> Optimised:  # noqa: ANN001
-        view, _ = warp_to_model(self.truth, np.ones(self.truth.shape[:2], bool), self.framing)
+        view = crop_to_model(self.truth, self.framing)
         g = torch.from_numpy(view.astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
         return Optimised(
             g, torch.zeros(1, self.model.config.nz), torch.zeros(1), torch.zeros(1, dtype=torch.long)
@@ -222,8 +221,8 @@ def evidence(
         row["psnr_photo_perfect_model"] = psnr(ideal, canvas, ~known)
         # (a) seen at the aligned crop's resolution through the true framing, and the resampling
         # floor of that view (the untouched canvas seen the same way).
-        back, _ = warp_to_model(res.image, np.ones(known.shape, bool), truth)
-        floor, _ = warp_to_model(canvas, np.ones(known.shape, bool), truth)
+        back = crop_to_model(res.image, truth)
+        floor = crop_to_model(canvas, truth)
         row["psnr_photo_at_64"] = psnr(back, crop, ~known64)
         row["psnr_resampling_floor"] = psnr(floor, crop, ~known64)
         rows.append(row)

@@ -15,7 +15,7 @@ import torch
 
 from . import __version__
 from .bundle import default_model_path, load_model
-from .config import ModelConfig, parse_crop
+from .config import SEED_MAX, ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
 from .text import plural
@@ -43,9 +43,7 @@ class FiniteRange(click.FloatRange):
         return rv
 
 
-# Every seed reaches numpy's default_rng and torch's manual_seed (which refuses negatives and values
-# above 2**64 - 1 with a traceback); 32 bits leave room for the seeds derived from it.
-SEED = click.IntRange(0, 2**32 - 1)
+SEED = click.IntRange(0, SEED_MAX)
 
 
 def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
@@ -407,9 +405,9 @@ def complete(
     hole at full resolution. A --mask-type is drawn on each face."""
     import numpy as np
 
-    from .data import resize
     from .imageio import atomic_write, image_mode, in_source_mode, save_image, source_meta
     from .inputs import load_pair
+    from .photo import resize
 
     if mask is not None and mask_type is not None:
         raise click.UsageError("give either --mask or --mask-type, not both")
@@ -455,10 +453,10 @@ def complete(
 
     def write(res, path: Path) -> None:  # noqa: ANN001
         if concat and res.crop is not None:
-            from .photo import warp_to_model
+            from .photo import crop_to_model
 
             masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
-            completed, _ = warp_to_model(res.image, np.ones((h, w), bool), res.framing)
+            completed = crop_to_model(res.image, res.framing)
             save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
         else:
             mode = image_mode(image)

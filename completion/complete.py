@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .bundle import Model
+from .config import SEED_MAX
 from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
 from .masks import yeh_weights
@@ -99,10 +100,8 @@ class CompletionOptions:
         "Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
         choices=PRECISIONS,
     )
-    # Every seed reaches numpy's default_rng and torch's manual_seed (which refuses negatives and
-    # values above 2**64 - 1 with a traceback); 32 bits leave room for the seeds derived from it.
     seed: int = _knob(
-        0, "Seed of the random starts, the candidates and random mask types.", low=0, high=2**32 - 1
+        0, "Seed of the random starts, the candidates and random mask types.", low=0, high=SEED_MAX
     )
     # Early stop: end the search once, for `patience` steps, no image's loss has improved by more
     # than this fraction of its best. 0 runs every iteration.

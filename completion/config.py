@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 VALID_SIZES = (32, 64, 128)
+# Every seed reaches numpy's default_rng and torch's manual_seed (which refuses negatives and values
+# above 2**64 - 1 with a traceback); 32 bits leave room for the seeds derived from it.
+SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,7 @@ import torch
 
 from .errors import DataError, ImageError
 from .imageio import IMAGE_EXTENSIONS, list_images, load_rgb
-
-# The crop geometry lives in photo.py (which imports nothing from here); center_crop_box and
-# resize stay importable from data, as before.
 from .photo import Framing, crop_to_model
-from .photo import center_crop_box as center_crop_box
-from .photo import resize as resize
 from .text import plural
 
 log = logging.getLogger(__name__)

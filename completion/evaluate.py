@@ -23,7 +23,7 @@ from .data import load_face
 from .errors import ImageError
 from .imageio import atomic_write, load_rgb, save_image
 from .metrics import psnr, ssim
-from .photo import Framing, face_mask, warp_to_model
+from .photo import Framing, crop_to_model, face_mask, warp_to_model
 
 log = logging.getLogger(__name__)
 DEFAULT_MASK_TYPES = ("center", "left", "random:0.8", "pattern", "eyes", "mouth")
@@ -120,7 +120,7 @@ def evaluate(
     framings = [Framing.aligned(f.shape[1], f.shape[0], size, crop) for f in faces]
 
     def view(image: np.ndarray, framing: Framing) -> np.ndarray:
-        return warp_to_model(image, np.ones(image.shape[:2], bool), framing)[0]
+        return crop_to_model(image, framing)
 
     truths = [view(f, fr) for f, fr in zip(faces, framings, strict=True)]
     for mask_type in mask_types:

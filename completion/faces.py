@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -20,7 +20,7 @@ import numpy as np
 
 from . import framer
 from .errors import ImageError
-from .photo import Box, Framing, warp_to_model
+from .photo import Box, Framing, crop_to_model
 
 MODEL_FILE = Path(__file__).resolve().parent / "assets" / "yunet" / "yunet_n_640_640.onnx"
 
@@ -80,8 +80,7 @@ class Face:
         """The model's S x S crop of this face."""
         if self.crop is None:
             return framing_from_landmarks(self.landmarks, size)
-        c = self.crop
-        return Framing(c.cx, c.cy, c.width, c.height, c.angle, size)
+        return replace(self.crop, size=size)
 
 
 def _detector(width: int, height: int) -> cv2.FaceDetectorYN:
@@ -158,7 +157,7 @@ def _refine(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     f = framing_from_landmarks(landmarks, REFINE_SIZE)
     side = f.width * REFINE_MARGIN
     view = Framing(f.cx, f.cy, side, side, f.angle, REFINE_SIZE)
-    up, _ = warp_to_model(rgb, np.ones(rgb.shape[:2], bool), view)
+    up = crop_to_model(rgb, view)
     readings = []
     for mirror in (False, True):
         found = _detect(np.ascontiguousarray(up[:, ::-1]) if mirror else up)

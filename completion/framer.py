@@ -14,8 +14,8 @@ The shipped weights (completion/weights/framer.pt, 3 MB) are loaded with weights
 
 from __future__ import annotations
 
+import functools
 import math
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .bundle import write_file
 from .errors import ModelFileError
-from .photo import Framing, warp_to_model
+from .photo import Framing, crop_to_model
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "weights" / "framer.pt"
 FORMAT = "dcgan-completion-framer/1"
@@ -108,11 +109,9 @@ def target(framing: Framing, truth: Framing, config: FramerConfig) -> np.ndarray
 
 
 def save_framer(net: Framer, path: Path, meta: dict) -> None:
-    """Write the framer's weights and config (temp file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write the framer's weights and config (atomically, as model bundles are written)."""
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    torch.save({"format": FORMAT, "config": asdict(net.config), "state_dict": state, "meta": meta}, tmp)
-    tmp.replace(path)
+    write_file(path, {"format": FORMAT, "config": asdict(net.config), "state_dict": state, "meta": meta})
 
 
 def load_framer(path: Path = DEFAULT_FILE) -> Framer:
@@ -133,16 +132,10 @@ def load_framer(path: Path = DEFAULT_FILE) -> Framer:
     return net.eval().requires_grad_(False)
 
 
-_lock = threading.Lock()
-_cached: dict[Path, Framer] = {}
-
-
+@functools.cache
 def default_framer() -> Framer:
     """The shipped framer, loaded once per process."""
-    with _lock:
-        if DEFAULT_FILE not in _cached:
-            _cached[DEFAULT_FILE] = load_framer(DEFAULT_FILE)
-        return _cached[DEFAULT_FILE]
+    return load_framer(DEFAULT_FILE)
 
 
 def refine(
@@ -152,12 +145,11 @@ def refine(
     the second takes off most of what the first left, a third changes nothing measurable)."""
     if not framings:
         return []
-    net = net or default_framer()
+    net = net if net is not None else default_framer()
     cfg = net.config
-    known = np.ones(rgb.shape[:2], bool)
     out = list(framings)
     for _ in range(steps):
-        views = [warp_to_model(rgb, known, view_of(f, cfg))[0] for f in out]
+        views = [crop_to_model(rgb, view_of(f, cfg)) for f in out]
         with torch.no_grad():
             pred = net(to_input(views)).numpy().astype(np.float64)
         out = [correct(f, p, cfg) for f, p in zip(out, pred, strict=True)]

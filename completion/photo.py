@@ -245,12 +245,9 @@ def _pixel_rect(framing: Framing, width: int, height: int) -> tuple[int, int, in
 def crop_to_model(image: np.ndarray, framing: Framing) -> np.ndarray:
     """The model's S x S view of an image (uint8): the one canonical crop. A crop on whole pixels
     (Framing.canonical: training's data, `complete --aligned`, evaluate) is that slice resized with
-    `resize`, exactly as training always cropped; any other is warped (see warp_to_model)."""
-    rect = _pixel_rect(framing, image.shape[1], image.shape[0])
-    if rect is not None:
-        x0, y0, x1, y1 = rect
-        return resize(image[y0:y1, x0:x1], framing.size)
-    return warp_to_model(image, np.ones(image.shape[:2], bool), framing)[0]
+    `resize`, exactly as training always cropped; any other is warped (see warp_to_model). No mask
+    is carried, so no photo-sized one is made."""
+    return _to_model(image, None, framing)[0]
 
 
 def warp_to_model(image: np.ndarray, known: np.ndarray, framing: Framing) -> tuple[np.ndarray, np.ndarray]:
@@ -262,28 +259,41 @@ def warp_to_model(image: np.ndarray, known: np.ndarray, framing: Framing) -> tup
     then the remaining rotation and small rescale with cv2.warpAffine (linear), so a face of 2000 px
     is not aliased. A model pixel is known only if every photo pixel under it is known and inside
     the photo (the float mask is area-averaged and interpolated; anything below 1 is hole)."""
+    out, kn = _to_model(image, known, framing)
+    assert kn is not None
+    return out, kn
+
+
+def _to_model(
+    image: np.ndarray, known: np.ndarray | None, framing: Framing
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """warp_to_model, with the known mask optional (None in, None out)."""
     s = framing.size
-    h, w = known.shape
+    h, w = image.shape[:2]
     rect = _pixel_rect(framing, w, h)
     if rect is not None:
         x0, y0, x1, y1 = rect
+        out = resize(image[y0:y1, x0:x1], s)
+        if known is None:
+            return out, None
         kn = known[y0:y1, x0:x1].astype(np.float32)
         if kn.shape != (s, s):
             shrink = x1 - x0 > s or y1 - y0 > s
             kn = cv2.resize(kn, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return resize(image[y0:y1, x0:x1], s), kn >= 1.0 - 1e-4
+        return out, kn >= 1.0 - 1e-4
     x0, y0, x1, y1 = _bounds(framing, w, h)
     if x1 <= x0 or y1 <= y0:
-        return np.zeros((s, s, 3), np.uint8), np.zeros((s, s), bool)
+        return np.zeros((s, s, 3), np.uint8), None if known is None else np.zeros((s, s), bool)
     img = image[y0:y1, x0:x1]
-    kn = known[y0:y1, x0:x1].astype(np.float32)
+    kn = None if known is None else known[y0:y1, x0:x1].astype(np.float32)
     # Region pixel centre p' = (p - origin + 0.5) * f - 0.5 per axis, f = new/old size.
     r = 1.0 / framing.scale
     rw, rh = x1 - x0, y1 - y0
     if r < 1.0:
         nw, nh = max(1, round(rw * r)), max(1, round(rh * r))
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        kn = cv2.resize(kn, (nw, nh), interpolation=cv2.INTER_AREA)
+        if kn is not None:
+            kn = cv2.resize(kn, (nw, nh), interpolation=cv2.INTER_AREA)
         fx, fy = nw / rw, nh / rh
     else:
         fx = fy = 1.0
@@ -291,6 +301,8 @@ def warp_to_model(image: np.ndarray, known: np.ndarray, framing: Framing) -> tup
     m = (_homog(framing.matrix) @ np.linalg.inv(pre))[:2]
     interp = cv2.INTER_LINEAR if r < 1.0 else cv2.INTER_CUBIC
     out = cv2.warpAffine(img, m, (s, s), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    if kn is None:
+        return out, None
     kn_s = cv2.warpAffine(
         kn, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )

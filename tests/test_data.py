@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from completion.data import FaceData, canonical_crop, center_crop_box, decode_all, resize, select_files
+from completion.data import FaceData, canonical_crop, decode_all, select_files
 from completion.errors import DataError, ImageError
 from completion.imageio import list_images
+from completion.photo import center_crop_box, resize
 
 
 def test_list_images_recursive_case_insensitive(tiny_faces: Path) -> None:

@@ -17,13 +17,12 @@ from completion import photo
 from completion.bundle import Model
 from completion.complete import Completer, CompletionOptions, complete_photo, complete_photo_full
 from completion.config import ModelConfig
-from completion.data import center_crop_box
 from completion.errors import ImageError, MaskError
 from completion.faces import CANONICAL, detect_faces, framing_from_landmarks
 from completion.imageio import load_rgb
 from completion.masks import ALL_MASK_TYPES, make_mask
 from completion.models import Discriminator, Generator
-from completion.photo import Box, Framing, face_mask, parse_box, warp_to_model
+from completion.photo import Box, Framing, center_crop_box, face_mask, parse_box, warp_to_model
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +97,8 @@ def test_one_canonical_crop_for_training_and_photos(width: int, height: int, siz
     """Training's crop (data.canonical_crop) and the photo path's view of an aligned image
     (Framing.aligned + warp_to_model, as `complete --aligned` and evaluate take it) are one
     implementation: the same pixels at every input size, and training's the slice it always was."""
-    from completion.data import canonical_crop, resize
+    from completion.data import canonical_crop
+    from completion.photo import resize
 
     rng = np.random.default_rng(width + size)
     img = cv2.resize(rng.integers(0, 256, (height // 2, width // 2, 3), dtype=np.uint8), (width, height))
