@@ -133,6 +133,20 @@ def _model_path(model: Path | None) -> Path:
     default=0,
     help="Also keep RUN/checkpoint_epoch_NNN.pt every N epochs (to compare points of a run).",
 )
+@click.option(
+    "--grow-from",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Start from a model of half the size (e.g. the shipped 64-px one): its layers are reused "
+    "and one new block at the top is faded in (image size and widths follow from it).",
+)
+@click.option(
+    "--fade-images",
+    type=click.IntRange(min=0),
+    default=100_000,
+    show_default=True,
+    help="With --grow-from: training images over which the new block fades in.",
+)
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
@@ -155,6 +169,8 @@ def train(
     precision,
     ema,
     keep_every,
+    grow_from,
+    fade_images,
     resume,
     no_progress,
 ) -> None:
@@ -169,9 +185,16 @@ def train(
     if not resume and checkpoint_path(out).exists():
         raise click.UsageError(f"{out} already holds a checkpoint: pass --resume, or choose another --out")
     check_writable(out, folder=True)
-    cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
     ctx = click.get_current_context()
     given = {k for k in ctx.params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
+    if grow_from is not None:
+        from .bundle import read_file
+        from .grow import grown_config
+
+        grown = grown_config(ModelConfig.from_dict(read_file(grow_from, "model")["config"]))
+        keep = {k: getattr(cfg, k) for k in ("image_size", "ngf", "ndf", "crop") if k in given}
+        cfg = ModelConfig(**{**grown.to_dict(), **keep})
     opts = TrainOptions(
         # Absolute, so that --resume finds the data from any working directory; "" on a resume
         # without --data: the checkpoint's folder.
@@ -190,6 +213,8 @@ def train(
         precision=precision,
         ema=ema,
         keep_every=keep_every,
+        grow_from=str(grow_from.resolve()) if grow_from is not None else "",
+        fade_images=fade_images,
     )
     try:
         path = run_train(cfg, opts, resume=resume, given=given)
@@ -213,6 +238,51 @@ def export(checkpoint: Path, out: Path) -> None:
         raise click.UsageError(f"--out {out} would overwrite the checkpoint")
     run_export(checkpoint, out)
     log.info("wrote %s", out)
+
+
+@main.command()
+@click.argument("photos", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder to write.")
+@click.option("--size", type=click.Choice(["32", "64", "128"]), default="128", show_default=True)
+@click.option(
+    "--min-side",
+    type=FiniteRange(min=1),
+    default=None,
+    help="Smallest face crop, in photo pixels, to keep (default: --size; smaller ones would be enlarged).",
+)
+@click.option(
+    "--aligned",
+    "aligned",
+    is_flag=True,
+    help="The photos are aligned like CelebA's: take their canonical crop instead of detecting the face.",
+)
+@click.option(
+    "--crop",
+    default="center:0.72",
+    show_default=True,
+    callback=_crop_option,
+    help="With --aligned: the canonical crop of the aligned photos.",
+)
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def prepare(
+    photos: Path, out: Path, size: str, min_side: float | None, aligned: bool, crop: str, no_progress: bool
+) -> None:
+    """Turn a folder of face photos into a training folder of face crops at --size.
+
+    Faces are found and framed as completion frames them. Photos with no face, several faces, a
+    face too small or at the edge are counted, named and listed in OUT/rejected.tsv. Rerun the
+    same command to resume."""
+    from .prepare import prepare_folder, summary
+
+    if out.resolve() == photos.resolve() or photos.resolve() in out.resolve().parents:
+        raise click.UsageError(f"--out {out}: must not be inside the photo folder {photos}")
+    check_writable(out, folder=True)
+    report = prepare_folder(
+        photos, out, int(size), min_side, crop if aligned else None, progress=_progress(no_progress)
+    )
+    for line in summary(report, out):
+        log.info("%s", line)
 
 
 @main.command()

@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 def canonical_crop(img: np.ndarray, size: int, crop: str) -> np.ndarray:
     """Apply the model's framing: the crop spec, then resize to size x size. The one canonical
-    crop (photo.Framing.canonical and photo.crop_to_model), which `complete --aligned` and
-    `evaluate` take too."""
-    return crop_to_model(img, Framing.canonical(img.shape[1], img.shape[0], size, crop))
+    crop (photo.Framing.aligned and photo.crop_to_model), which `complete --aligned` and
+    `evaluate` take too: an image already at the model size (a crop made by `prepare`) is taken
+    as it is."""
+    return crop_to_model(img, Framing.aligned(img.shape[1], img.shape[0], size, crop))
 
 
 def load_face(path: Path, size: int, crop: str) -> np.ndarray:

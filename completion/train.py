@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .bundle import CHECKPOINT_VERSION, FORMAT, MALFORMED, read_file, save_model, write_file
+from .bundle import CHECKPOINT_VERSION, FORMAT, MALFORMED, load_model, read_file, save_model, write_file
 from .config import ModelConfig
 from .data import FaceData, select_files
 from .errors import ModelFileError, TrainingDiverged
 from .grid import save_grid
+from .grow import FadeD, FadeG, bridges, fade_alpha, grown_config, seed_from_small
 from .imageio import ensure_folder
 from .models import Discriminator, Generator
 
@@ -59,6 +60,8 @@ class TrainOptions:
     precision: str = "auto"  # "bf16" (autocast) where the hardware has native bf16, else "fp32"
     ema: bool = True  # keep an exponential moving average of G's weights; bundles ship it
     keep_every: int = 0  # also keep checkpoint_epoch_NNN.pt every N epochs (0: never)
+    grow_from: str = ""  # a model bundle of half the size whose layers start this one (grow.py)
+    fade_images: int = 100_000  # images over which a grown model's new block fades in
 
 
 @dataclass
@@ -344,6 +347,11 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
         D.to(memory_format=torch.channels_last)
     precision = resolve_precision(opts.precision, device)
     opt_g, opt_d = make_optimizers(G, D, opts.lr, opts.beta1)
+    grow_bridges = None
+    if ckpt is not None and ckpt.get("grow") is not None:
+        grow_bridges = ckpt["grow"]
+    elif ckpt is None and opts.grow_from:
+        grow_bridges = start_grown(G, D, cfg, Path(opts.grow_from))
     if ckpt is not None:
         with _malformed(ckpt_file):
             G.load_state_dict(ckpt["generator"])
@@ -356,11 +364,15 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
             G_ema.load_state_dict(ckpt["generator_ema"])
     fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
 
-    G_train, D_train = G, D
+    G_train, D_train, D_local = G, D, D
+    if grow_bridges is not None:
+        g_rgb, d_rgb = (grow_bridges[k].to(device) for k in ("g_rgb", "d_rgb"))
+        G_train, D_train = FadeG(G, g_rgb), FadeD(D, d_rgb)
+        D_local = D_train
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        G_train = nn.parallel.DistributedDataParallel(G, device_ids=ids)
-        D_train = nn.parallel.DistributedDataParallel(D, device_ids=ids)
+        G_train = nn.parallel.DistributedDataParallel(G_train, device_ids=ids)
+        D_train = nn.parallel.DistributedDataParallel(D_train, device_ids=ids)
 
     files = select_files(Path(opts.data), opts.offset, opts.limit)
     data = FaceData(files, cfg.image_size, cfg.crop, cache_max_bytes=int(opts.cache_max_gb * (1 << 30)))
@@ -387,6 +399,7 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
                 "generator_ema": None if G_ema is None else G_ema.state_dict(),
                 "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(),
+                "grow": grow_bridges,
                 "meta": training_meta(opts, st, len(data), device, world),
             },
         )
@@ -425,7 +438,11 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
                 gen = step_generator(opts.seed, state.epoch, rank, state.step)
                 real = prepare_batch(batch, gen, device, opts.channels_last)
                 z = (torch.rand(real.shape[0], cfg.nz, generator=gen) * 2 - 1).to(device)
-                m = train_step(G_train, D_train, D, opt_g, opt_d, real, z, opts.label_smoothing, precision)
+                if grow_bridges is not None:
+                    alpha = fade_alpha(state.images_seen, opts.fade_images)
+                    for net in (G_train, D_train):
+                        getattr(net, "module", net).alpha = alpha  # under DDP: its module
+                m = train_step(G_train, D_train, D_local, opt_g, opt_d, real, z, opts.label_smoothing, precision)
                 if G_ema is not None:
                     ema_update(G_ema, G, ema_decay(state.images_seen // (opts.batch_size * world)))
                 vals = {k: float(v) for k, v in m.items()}
@@ -487,6 +504,22 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return ckpt_file
+
+
+def start_grown(G: Generator, D: Discriminator, cfg: ModelConfig, small_path: Path) -> dict[str, torch.Tensor]:
+    """Start G and D (of cfg) from the layers of a model of half the size; returns the bridges
+    that fade the new block in (grow.py)."""
+    small = load_model(small_path)
+    if grown_config(small.config) != cfg:
+        raise ValueError(
+            f"--grow-from {small_path}: a {small.config.image_size}-px model of widths "
+            f"{small.config.ngf}/{small.config.ndf} grows into {grown_config(small.config)}, not {cfg}"
+        )
+    device = next(G.parameters()).device
+    small.to(device)
+    seed_from_small(G, D, small.generator, small.discriminator)
+    log.info("grown from %s: every layer but the new top block starts from it", small_path)
+    return bridges(small.generator, small.discriminator)
 
 
 def training_meta(
