@@ -67,7 +67,9 @@ def choose_face(faces: list[Face], size: int) -> tuple[Face | None, str | None]:
     return faces[0], None
 
 
-def frame_photo(rgb: np.ndarray, size: int, min_side: float, aligned: str | None) -> tuple[Framing | None, str]:
+def frame_photo(
+    rgb: np.ndarray, size: int, min_side: float, aligned: str | None
+) -> tuple[Framing | None, str]:
     """The crop of one photo and '' or (None, why not). aligned: the crop spec of an already
     aligned photo (its canonical crop is taken; no detection)."""
     h, w = rgb.shape[:2]
@@ -112,9 +114,10 @@ def prepare_folder(
     before = _read_rejected(rejected_file)
     report = PrepareReport()
     out.mkdir(parents=True, exist_ok=True)
-    with rejected_file.open("a", newline="") as rej, tqdm(
-        files, desc="prepare", unit="photo", disable=not progress, dynamic_ncols=True
-    ) as bar:
+    with (
+        rejected_file.open("a", newline="") as rej,
+        tqdm(files, desc="prepare", unit="photo", disable=not progress, dynamic_ncols=True) as bar,
+    ):
         writer = csv.writer(rej, delimiter="\t", lineterminator="\n")
         for path in bar:
             rel = path.relative_to(src).as_posix()

@@ -442,7 +442,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
                     alpha = fade_alpha(state.images_seen, opts.fade_images)
                     for net in (G_train, D_train):
                         getattr(net, "module", net).alpha = alpha  # under DDP: its module
-                m = train_step(G_train, D_train, D_local, opt_g, opt_d, real, z, opts.label_smoothing, precision)
+                m = train_step(
+                    G_train, D_train, D_local, opt_g, opt_d, real, z, opts.label_smoothing, precision
+                )
                 if G_ema is not None:
                     ema_update(G_ema, G, ema_decay(state.images_seen // (opts.batch_size * world)))
                 vals = {k: float(v) for k, v in m.items()}
@@ -506,7 +508,9 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
     return ckpt_file
 
 
-def start_grown(G: Generator, D: Discriminator, cfg: ModelConfig, small_path: Path) -> dict[str, torch.Tensor]:
+def start_grown(
+    G: Generator, D: Discriminator, cfg: ModelConfig, small_path: Path
+) -> dict[str, torch.Tensor]:
     """Start G and D (of cfg) from the layers of a model of half the size; returns the bridges
     that fade the new block in (grow.py)."""
     small = load_model(small_path)

@@ -106,7 +106,9 @@ def test_grown_training_resumes_exactly_and_exports_a_plain_model(
     assert m.generator(torch.zeros(1, cfg.nz)).shape == (1, 3, 64, 64)
 
 
-def test_grow_from_a_model_of_another_shape_is_refused(small_model: Path, tiny_faces: Path, tmp_path: Path) -> None:
+def test_grow_from_a_model_of_another_shape_is_refused(
+    small_model: Path, tiny_faces: Path, tmp_path: Path
+) -> None:
     opts = TrainOptions(
         data=str(tiny_faces), out=str(tmp_path / "x"), epochs=1, batch_size=8, device="cpu",
         checkpoint_minutes=0, progress=False, grow_from=str(small_model),

@@ -51,7 +51,9 @@ def test_prepare_writes_the_face_crop_and_names_every_rejection(photos: Path, tm
     assert len(rows) == 4 and all("\t" in r for r in rows)
 
 
-def test_prepare_resumes_without_redoing_work(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_resumes_without_redoing_work(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "crops"
     prepare_folder(photos, out, size=64, progress=False)
     before = (out / "one.png").stat().st_mtime_ns
@@ -102,7 +104,9 @@ def test_aligned_celeba_crops_match_the_canonical_crop(shared_faces: Path, tmp_p
     side_err = np.abs(np.array(report.sides) / 64 - 1)
     assert np.median(side_err) < 0.03
     diffs = [
-        np.abs(load_rgb(out / f"{i:06d}.png").astype(float) - load_rgb(tmp_path / "ref" / f"{i:06d}.png")).mean()
+        np.abs(
+            load_rgb(out / f"{i:06d}.png").astype(float) - load_rgb(tmp_path / "ref" / f"{i:06d}.png")
+        ).mean()
         for i in range(9001, 9021)
     ]
     assert np.median(diffs) < 12  # grey levels: the same face, framed within a pixel or two
