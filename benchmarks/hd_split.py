@@ -42,9 +42,8 @@ def main() -> None:
         link = a.val_out / Path(rel).name
         if not link.exists():
             link.symlink_to((HD / rel).resolve())
-    print(
-        f"{n_train} training crops in {a.train_out}; {len(picked)} of {len(val)} validation photos in {a.val_out}"
-    )
+    print(f"{n_train} training crops in {a.train_out}")
+    print(f"{len(picked)} of {len(val)} validation photos in {a.val_out}")
 
 
 if __name__ == "__main__":
