@@ -18,6 +18,9 @@ _EXPORTS = {
     "default_model_path": "bundle",
     "load_model": "bundle",
     "ModelConfig": "config",
+    "Completer": "complete",
+    "CompletionOptions": "complete",
+    "detect_faces": "faces",
 }
 __all__ = sorted(_EXPORTS)
 

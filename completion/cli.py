@@ -376,7 +376,7 @@ def candidate_options(fn):  # noqa: ANN001, ANN201 - decorator
 def build_completer(kw: dict):  # noqa: ANN201
     """Load the model and make a Completer from the shared options (consumed from kw)."""
     from .complete import Completer, CompletionOptions
-    from .train import resolve_device
+    from .device import resolve_device
 
     threads = kw.pop("threads")
     if threads:
@@ -657,9 +657,9 @@ def train_encoder(
     no_progress: bool,
 ) -> None:
     """Train the encoder that gives completion its starting z, and store it in the model bundle."""
+    from .device import resolve_device
     from .encoder import EncoderOptions, add_encoder
     from .encoder import train_encoder as run
-    from .train import resolve_device
 
     path = _model_path(model)
     check_writable(out)  # before the training steps, not after

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from .bundle import Model, save_model
 from .data import FaceData, select_files
+from .device import resolve_precision
 from .masks import make_mask
 from .models import Encoder
-from .train import resolve_precision
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from .bundle import CHECKPOINT_VERSION, FORMAT, MALFORMED, load_model, read_file, save_model, write_file
 from .config import ModelConfig
 from .data import FaceData, select_files
+from .device import resolve_device, resolve_precision
 from .errors import ModelFileError, TrainingDiverged
 from .grid import save_grid
 from .grow import FadeD, FadeG, bridges, fade_alpha, grown_config, seed_from_small
@@ -110,50 +111,6 @@ def recompute_batch_norm(G: nn.Module, nz: int, seed: int = 0, batches: int = BN
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     return G.eval()
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX on x86, BF16 on Arm),
-    read from /proc/cpuinfo (or the given text). Without it PyTorch emulates bf16 and autocast runs
-    ~40x slower than fp32; where the flags cannot be read, the answer is no."""
-    text = cpuinfo
-    if text is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.partition(":")[2].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> 'bf16' where the device has native bf16, else 'fp32'. An explicit 'bf16' on a CPU
-    without it is refused (ValueError) rather than left to crawl."""
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    else:
-        native = device.type == "cpu" and cpu_has_native_bf16()
-    if precision == "auto":
-        return "bf16" if native else "fp32"
-    if precision == "bf16" and not native:
-        raise ValueError(
-            f"--precision bf16: this {device.type.upper()} has no native bfloat16 units, where bf16 "
-            "runs ~40x slower than fp32; use --precision fp32 (or auto)"
-        )
-    return precision
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda requested but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def step_generator(seed: int, epoch: int, rank: int, step: int) -> torch.Generator:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import completion.device as device_mod
 import completion.train as train_mod
 from completion.bundle import Model
 from completion.config import ModelConfig
@@ -24,7 +25,7 @@ def _inversion_error(model: Model, enc: Encoder) -> float:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_encoder_learns_to_invert_g(tiny_faces: Path, precision: str) -> None:
-    if precision == "bf16" and not train_mod.cpu_has_native_bf16():
+    if precision == "bf16" and not device_mod.cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (training refuses bf16 here)")
     torch.manual_seed(0)
     cfg = ModelConfig(image_size=32, nz=8, ngf=8, ndf=8)  # a z small enough to invert in a few steps
@@ -42,7 +43,7 @@ def test_encoder_learns_to_invert_g(tiny_faces: Path, precision: str) -> None:
 def test_encoder_refuses_bf16_without_native_units(
     tiny_faces: Path, tiny_cfg: ModelConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
     model = Model(tiny_cfg, Generator(tiny_cfg).eval(), Discriminator(tiny_cfg).eval())
     opts = EncoderOptions(data=str(tiny_faces), steps=1, batch_size=4, progress=False, precision="bf16")
     with pytest.raises(ValueError, match="no native bfloat16"):

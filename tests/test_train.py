@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import completion.device as device_mod
 import completion.train as train_mod
 from completion.bundle import load_model, read_file
 from completion.config import ModelConfig
@@ -277,18 +278,18 @@ def test_keep_every_keeps_epoch_checkpoints(tiny_faces: Path, tmp_path: Path) ->
     ],
 )
 def test_native_bf16_read_from_cpu_flags(cpuinfo: str, native: bool) -> None:
-    assert train_mod.cpu_has_native_bf16(cpuinfo) is native
+    assert device_mod.cpu_has_native_bf16(cpuinfo) is native
 
 
 def test_bf16_refused_without_native_units_and_auto_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(ValueError, match="no native bfloat16"):
-        train_mod.resolve_precision("bf16", cpu)
-    assert train_mod.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: True)
-    assert train_mod.resolve_precision("auto", cpu) == "bf16"
-    assert train_mod.resolve_precision("fp32", cpu) == "fp32"
+        device_mod.resolve_precision("bf16", cpu)
+    assert device_mod.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
+    assert device_mod.resolve_precision("auto", cpu) == "bf16"
+    assert device_mod.resolve_precision("fp32", cpu) == "fp32"
 
 
 def test_resume_keeps_keep_every_and_precision_unless_given(tiny_faces: Path, tmp_path: Path) -> None:
