@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from common import JUDGE, SHARED, face_judge
 
 from completion.bundle import load_model
@@ -31,12 +32,16 @@ FACES = SHARED
 
 
 def sample_grids(model_path: Path, folder: Path, seeds: range = range(1, 9), n: int = 64) -> None:
-    """What `completion sample --n 64 --seed S` writes, for each seed."""
+    """What `completion sample --n 64 --seed S` writes, for each seed; a model of another size
+    than the judge's 64 px has its faces shrunk to 64 px (area average) first."""
     model = load_model(model_path)
     for seed in seeds:
         z = torch.rand(n, model.config.nz, generator=torch.Generator().manual_seed(seed)) * 2 - 1
         with torch.no_grad():
-            save_grid(folder / f"g{seed}.png", model.generator(z))
+            faces = model.generator(z)
+            if faces.shape[-1] != 64:
+                faces = F.interpolate(faces, size=(64, 64), mode="area")
+            save_grid(folder / f"g{seed}.png", faces)
 
 
 def frechet(samples: Path, real_list: Path) -> float:

@@ -134,6 +134,13 @@ class FaceData:
     def __len__(self) -> int:
         return len(self.cache) if self.cache is not None else len(self.files)
 
+    def images(self, idx: list[int]) -> torch.Tensor:
+        """(N, 3, S, S) uint8 images by index (decoded here when the set is not cached)."""
+        if self.cache is not None:
+            return self.cache[idx]
+        items = [FaceSet(self.files, self.size, self.crop)[i] for i in idx]
+        return torch.stack([x for x in items if x is not None])
+
     def epoch_order(self, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self), generator=g)

@@ -11,7 +11,16 @@ import torch.nn.functional as F
 
 from completion.bundle import load_model, read_file, save_model
 from completion.config import ModelConfig
-from completion.grow import FadeD, FadeG, bridges, fade_alpha, grown_config, seed_from_small
+from completion.grow import (
+    FadeD,
+    FadeG,
+    _old_picture,
+    bridges,
+    distil,
+    fade_alpha,
+    grown_config,
+    seed_from_small,
+)
 from completion.models import Discriminator, Generator
 from completion.train import TrainOptions, export, train
 
@@ -22,8 +31,10 @@ SMALL = ModelConfig(image_size=32, ngf=16, ndf=16)
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(3)
     G, D = Generator(SMALL), Discriminator(SMALL)
-    # Batch norm statistics away from (0, 1), so copying them is checked too.
+    # Batch norm statistics away from (0, 1), so copying them is checked too; an output layer that
+    # makes the picture vary (an initialised G is nearly constant).
     with torch.no_grad():
+        G.main[-2].weight.mul_(30)
         for m in [*G.modules(), *D.modules()]:
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
@@ -54,7 +65,7 @@ def test_fade_starts_at_the_small_models_pictures_and_scores(small_model: Path) 
     z = torch.rand(5, SMALL.nz) * 2 - 1
     x = torch.rand(5, 3, 64, 64) * 2 - 1
     with torch.no_grad():
-        assert torch.allclose(fg(z), F.interpolate(small_g(z), scale_factor=2), atol=1e-6)
+        assert torch.allclose(fg(z), F.interpolate(small_g(z), scale_factor=2, mode="bilinear"), atol=1e-6)
         assert torch.allclose(fd(x), small_d(F.avg_pool2d(x, 2)), atol=1e-5)
         fg.alpha = fd.alpha = 1.0  # then the plain grown networks
         assert torch.equal(fg(z), fg.G(z))
@@ -70,6 +81,22 @@ def test_bridges_are_buffers_not_trained(small_model: Path) -> None:
     fd.requires_grad_(False)
     fd.requires_grad_(True)  # what train_step does to D: must not make the bridge trainable
     assert all(not b.requires_grad for b in fd.buffers())
+
+
+def test_distil_fits_the_new_blocks_to_the_small_model(small_model: Path) -> None:
+    fg, fd, small_g, small_d = grown_nets(small_model)
+    G, D = fg.G, fd.D
+    err = distil(
+        G, D, fg.g_rgb, fd.d_rgb, lambda gen: torch.rand(8, 3, 64, 64, generator=gen) * 2 - 1, 150, 8
+    )
+    assert err["g"] < 0.5 and err["d"] < 0.5
+    # Fitted, the plain grown G paints nearly the picture of its own lower layers through the small
+    # model's last layer, enlarged (what the fade starts from).
+    z = torch.rand(16, SMALL.nz, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        _, target = _old_picture(G, fg.g_rgb, z)
+        gap = (G(z) - target).abs().mean()
+    assert gap < 0.5 * target.std()
 
 
 def test_fade_alpha_ramps() -> None:
