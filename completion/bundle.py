@@ -151,10 +151,25 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
     return model.to(device)
 
 
-# The shipped face model is package data (completion/weights/), so an installed wheel has it too.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "celeba64.pt"
+# The shipped face models are package data (completion/weights/), so an installed wheel has them
+# too; `--model NAME` picks one by name.
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+SHIPPED = ("celeba64",)
+DEFAULT_NAME = "celeba64"
+DEFAULT_MODEL = WEIGHTS / f"{DEFAULT_NAME}.pt"
 
 
 def default_model_path() -> Path:
     """The shipped face model, located relative to the package so any working directory works."""
     return DEFAULT_MODEL
+
+
+def model_path(spec: str | Path | None) -> Path:
+    """A model file from --model: None -> the default; a shipped model's name -> its file; else
+    the path as given (a file of that name in the working directory wins over a shipped name)."""
+    if spec is None:
+        return default_model_path()
+    path = Path(spec)
+    if str(spec) in SHIPPED and not path.exists():
+        return WEIGHTS / f"{spec}.pt"
+    return path

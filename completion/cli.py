@@ -14,7 +14,7 @@ import click
 import torch
 
 from . import __version__
-from .bundle import default_model_path, load_model
+from .bundle import DEFAULT_NAME, SHIPPED, load_model, model_path
 from .config import SEED_MAX, ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
@@ -79,7 +79,9 @@ def main(debug: bool, quiet: bool) -> None:
     )
 
 
-MODEL_HELP = "Model bundle (.pt); default: the shipped face model."
+MODEL_HELP = (
+    f"Model bundle (.pt), or a shipped model by name ({', '.join(SHIPPED)}); default: {DEFAULT_NAME}."
+)
 
 
 def _progress(no_progress: bool) -> bool:
@@ -88,7 +90,7 @@ def _progress(no_progress: bool) -> bool:
 
 
 def _model_path(model: Path | None) -> Path:
-    return model if model is not None else default_model_path()
+    return model_path(model)
 
 
 @main.command()

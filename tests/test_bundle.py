@@ -158,3 +158,17 @@ def test_exploit_payload_is_live(tmp_path: Path) -> None:
     marker = (tmp_path / "CONTROL").resolve()
     pickle.loads(pickle.dumps(Exploit(marker)))  # noqa: S301 - deliberate
     assert marker.exists()
+
+
+def test_model_names_pick_shipped_models_and_paths_stay_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from completion.bundle import SHIPPED, WEIGHTS, default_model_path, model_path
+
+    assert model_path(None) == default_model_path()
+    for name in SHIPPED:
+        assert model_path(name) == WEIGHTS / f"{name}.pt"
+    assert model_path(tmp_path / "x.pt") == tmp_path / "x.pt"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / SHIPPED[0]).write_bytes(b"")  # a file of that name here is what the user means
+    assert model_path(SHIPPED[0]) == Path(SHIPPED[0])
