@@ -26,7 +26,17 @@ from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
 from .masks import yeh_weights
 from .models import fold_batch_norm
-from .photo import NO_FACE, Box, Framing, assign_holes, face_mask, inpaint_classic, paste_back, warp_to_model
+from .photo import (
+    NO_FACE,
+    Box,
+    Framing,
+    assign_holes,
+    face_mask,
+    inpaint_classic,
+    is_face_crop,
+    paste_back,
+    warp_to_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -396,12 +406,13 @@ class Completer:
     ) -> list[tuple[Framing, Box | None, float | None]]:
         """The model crops an image offers, as (framing, box, detector score), largest first.
 
-        An aligned image (or, with neither box nor face given, one at the model's size) has one:
+        An aligned image (or, with neither box nor face given, a face crop: square at a model size,
+        photo.is_face_crop) has one:
         its canonical crop. `box` gives one face by hand; otherwise YuNet finds every face and
         `face` (1-based, largest first) keeps only that one. Raises ImageError when none is found."""
         h, w = image.shape[:2]
         s, crop = self.size, self.model.config.crop
-        if aligned or (box is None and face is None and (h, w) == (s, s)):
+        if aligned or (box is None and face is None and is_face_crop(w, h, s)):
             return [(Framing.aligned(w, h, s, crop), None, None)]
         if box is not None:
             if box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .blend import poisson_blend, seamless_clone
-from .config import parse_crop
+from .config import VALID_SIZES, parse_crop
 from .masks import make_mask
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,12 @@ def parse_box(spec: str) -> Box:
     return Box(x, y, w, h)
 
 
+def is_face_crop(width: int, height: int, size: int) -> bool:
+    """Whether an image is already a model's face crop: square, at this model's size or any model
+    size (a 64x64 face given to the 128-px model is a face, not a photo to crop again)."""
+    return width == height and (width == size or width in VALID_SIZES)
+
+
 # -- framing --------------------------------------------------------------------------------------
 
 
@@ -139,9 +145,9 @@ class Framing:
 
     @classmethod
     def aligned(cls, width: int, height: int, size: int, crop: str) -> Framing:
-        """The framing of an already aligned input: the training crop (canonical), except that an
-        image already at the model size is taken as is."""
-        if (width, height) == (size, size):
+        """The framing of an already aligned input: the training crop (canonical), except that a
+        face crop (is_face_crop: e.g. a 64x64 face for a 128-px model) is taken as is."""
+        if is_face_crop(width, height, size):
             return cls(width / 2, height / 2, float(width), float(height), 0.0, size)
         return cls.canonical(width, height, size, crop)
 
