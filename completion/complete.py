@@ -248,17 +248,22 @@ class ZAdam:
         self.z.addcdiv_(self.exp_avg, denom, value=-(self.lr / bias_correction1))
 
 
+def _resolve_init(options: CompletionOptions, model: Model) -> CompletionOptions:
+    """init 'auto' -> the encoder when the model has one, else random; 'encoder' without one is
+    refused. The one rule for a new Completer and for with_options."""
+    if options.init == "auto":
+        return replace(options, init="encoder" if model.encoder is not None else "random")
+    if options.init == "encoder" and model.encoder is None:
+        raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
+    return options
+
+
 class Completer:
     """Fill holes in faces with a trained model: `Completer(model).complete(image, known)`."""
 
     def __init__(self, model: Model, options: CompletionOptions | None = None) -> None:
         self.model = model
-        options = options or CompletionOptions()
-        if options.init == "auto":
-            options = replace(options, init="encoder" if model.encoder is not None else "random")
-        if options.init == "encoder" and model.encoder is None:
-            raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
-        self.options = options
+        self.options = _resolve_init(options or CompletionOptions(), model)
         # The search runs G with batch norm folded into its convolutions and channels-last
         # activations: the same function, 1.1-1.3x faster per step (benchmarks/step_cost.py).
         self.generator = fold_batch_norm(model.generator).to(memory_format=torch.channels_last)
@@ -267,9 +272,7 @@ class Completer:
         """A Completer on the same model with some options changed, sharing the prepared generator
         (a server answers each request with its own seed, samples and iterations)."""
         other = copy.copy(self)
-        other.options = replace(self.options, **changes)
-        if other.options.init == "encoder" and self.model.encoder is None:
-            raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
+        other.options = _resolve_init(replace(self.options, **changes), self.model)
         return other
 
     @property

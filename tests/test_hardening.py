@@ -488,18 +488,22 @@ def test_code_in_a_model_file_never_runs(face: Path, tmp_path: Path) -> None:
 
 
 def test_model_of_another_size(face: Path, models: dict, tmp_path: Path) -> None:
-    """A 32 px model and a 64x64 image: not the model's size, so it is taken as a photo; with no face
-    in it that is a clear error pointing at --aligned, and with --aligned it goes the canonical way
-    (resized to 32, completed, pasted back at 64) leaving every known pixel as it was."""
+    """A 32 px model and an 80x80 image: not a face crop (square at a model size), so it is taken
+    as a photo; with no face in it that is a clear error pointing at --aligned, and with --aligned
+    it goes the canonical way (resized to 32, completed, pasted back at 80) leaving every known
+    pixel as it was. A 64x64 image is a face crop of the 64-px model: taken whole by the 32-px one."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(photo)
     out = tmp_path / "o.png"
-    line = one_line_error(complete(face, out, models["32"]), face)
+    line = one_line_error(complete(photo, out, models["32"]), photo)
     assert "--aligned" in line and not out.exists()
-    r = complete(face, out, models["32"], "--aligned")
-    assert r.exit_code == 0, r.output
-    res, src = np.asarray(Image.open(out)), np.asarray(Image.open(face))
-    known = make_mask("center", 64, 64)
-    assert res.shape == (64, 64, 3) and np.array_equal(res[known], src[known])
-    assert not np.array_equal(res[~known], src[~known])
+    for src_path, side, extra in ((photo, 80, ("--aligned",)), (face, 64, ())):
+        r = complete(src_path, out, models["32"], *extra)
+        assert r.exit_code == 0, r.output
+        res, src = np.asarray(Image.open(out)), np.asarray(Image.open(src_path))
+        known = make_mask("center", side, side)
+        assert res.shape == (side, side, 3) and np.array_equal(res[known], src[known])
+        assert not np.array_equal(res[~known], src[~known])
 
 
 # -- outputs -------------------------------------------------------------------------------------------
