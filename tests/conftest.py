@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic face folder, a tiny model config, and the real CelebA subset."""
+"""Shared fixtures: a tiny synthetic face folder, a tiny model config, tiny model bundles for CLI
+runs, and the real CelebA subset."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def face(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_cfg() -> ModelConfig:
     return ModelConfig(image_size=32, ngf=8, ndf=8)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random-weight bundles: 64 px (the test images' size) and 32 px."""
+    from cli_helpers import tiny_bundle
+
+    d = tmp_path_factory.mktemp("models")
+    return {"64": tiny_bundle(d / "m64.pt", 64), "32": tiny_bundle(d / "m32.pt", 32)}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight 64 px bundle."""
+    from cli_helpers import tiny_bundle
+
+    return tiny_bundle(tmp_path_factory.mktemp("models") / "m64.pt")
