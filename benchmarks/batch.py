@@ -79,7 +79,7 @@ def single_path(completer: Completer, images: Path, out: Path) -> tuple[int, flo
     files = sorted(images.iterdir())
     t0 = time.perf_counter()
     for f in files:
-        img, known = load_pair(f, None, MASK, seed=completer.options.seed)
+        img, known = load_pair(f, None, MASK)
         save_image(out / f"{f.stem}.png", completer.complete(img, known).image)
     return len(files), time.perf_counter() - t0
 

@@ -400,7 +400,6 @@ def run_batch(
     if mask is not None:
         load_gray(Path(mask))  # one unreadable shared mask is the run's error, not every image's
     out_dir = Path(out_dir)
-    seed = completer.options.seed
     start = time.perf_counter()
     run = _Run(
         BatchReport(report_path=report),
@@ -432,9 +431,7 @@ def run_batch(
 
         def load(job: Job) -> tuple[np.ndarray, np.ndarray]:
             own = job.mask is not None
-            return load_pair(
-                job.image, job.mask if own else mask, None if own else mask_type, convention, seed
-            )
+            return load_pair(job.image, job.mask if own else mask, None if own else mask_type, convention)
 
         def save(job: Job, out: Path, image: np.ndarray) -> None:
             mode = image_mode(job.image)

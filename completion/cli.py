@@ -18,6 +18,7 @@ from .bundle import DEFAULT_NAME, SHIPPED, load_model, model_path
 from .config import SEED_MAX, ModelConfig, parse_crop
 from .errors import CompletionError
 from .imageio import check_writable
+from .options import DEVICES, CompletionOptions, EncoderOptions, TrainOptions, public_fields
 from .text import plural
 
 log = logging.getLogger("completion")
@@ -44,6 +45,38 @@ class FiniteRange(click.FloatRange):
 
 
 SEED = click.IntRange(0, SEED_MAX)
+
+
+def click_options(cls: type, group: str | None = None) -> list:
+    """click options for the user-settable fields of an options dataclass (options.option), in
+    field order: name, type, range or choices, default and help all come from the field, so an
+    option cannot drift from what it sets. `group`: only that group's fields (options.Spec.group)."""
+    from .options import spec_of
+
+    opts = []
+    for f in public_fields(cls, group):
+        s = spec_of(f)
+        name = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            opts.append(
+                click.option(f"{name}/--no-{name[2:]}", default=f.default, show_default=True, help=s.help)
+            )
+            continue
+        if s.choices:
+            ptype = click.Choice(s.choices)
+        else:
+            # Floats must also be finite: nan and inf compare as inside any range.
+            ranged = FiniteRange if isinstance(f.default, float) else click.IntRange
+            ptype = ranged(s.low, s.high, min_open=s.low_open, max_open=s.high_open)
+        shown = f.default is not None
+        opts.append(click.option(name, type=ptype, default=f.default, show_default=shown, help=s.help))
+    return opts
+
+
+def _apply(fn, opts: list):  # noqa: ANN001, ANN202 - decorators, first in the list outermost
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
 
 
 def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
@@ -93,91 +126,58 @@ def _model_path(model: Path | None) -> Path:
     return model_path(model)
 
 
+def train_options(fn):  # noqa: ANN001, ANN201 - decorator
+    """The TrainOptions fields users set (click_options), after the data, the run and the model's shape."""
+    opts = [
+        click.option(
+            "--data", type=click.Path(path_type=Path), help="Folder of images (searched recursively)."
+        ),
+        click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder."),
+        click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True),
+        click.option(
+            "--ngf", type=click.IntRange(min=1), default=64, show_default=True, help="Generator width."
+        ),
+        click.option(
+            "--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="Discriminator width."
+        ),
+        click.option(
+            "--crop",
+            default="center:0.72",
+            show_default=True,
+            callback=_crop_option,
+            help="'center:F' keeps the centred square of side F x width; 'none' only resizes.",
+        ),
+        *click_options(TrainOptions),
+        click.option(
+            "--grow-from",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            default=None,
+            help="Start from a model of half the size (e.g. the shipped 64-px one): its layers are reused "
+            "and one new block at the top is faded in (image size and widths follow from it).",
+        ),
+        click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly."),
+        click.option("--no-progress", is_flag=True),
+    ]
+    return _apply(fn, opts)
+
+
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), help="Folder of images (searched recursively).")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder.")
-@click.option("--epochs", type=click.IntRange(min=1), default=25, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=2e-4, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--image-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
-@click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True, help="Generator width.")
-@click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="Discriminator width.")
-@click.option(
-    "--crop",
-    default="center:0.72",
-    show_default=True,
-    callback=_crop_option,
-    help="'center:F' keeps the centred square of side F x width; 'none' only resizes.",
-)
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
-@click.option("--label-smoothing", type=FiniteRange(0, 0.5), default=0.0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--checkpoint-minutes", type=FiniteRange(min=0), default=10.0, show_default=True)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="bf16: bfloat16 autocast for the networks (~2x faster where the CPU or GPU has bf16 units; "
-    "refused where it has none). auto: bf16 where native, else fp32.",
-)
-@click.option(
-    "--ema/--no-ema",
-    default=True,
-    show_default=True,
-    help="Keep an exponential moving average of G's weights; exported models ship the average.",
-)
-@click.option(
-    "--keep-every",
-    type=click.IntRange(min=0),
-    default=0,
-    help="Also keep RUN/checkpoint_epoch_NNN.pt every N epochs (to compare points of a run).",
-)
-@click.option(
-    "--grow-from",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None,
-    help="Start from a model of half the size (e.g. the shipped 64-px one): its layers are reused "
-    "and one new block at the top is faded in (image size and widths follow from it).",
-)
-@click.option(
-    "--fade-images",
-    type=click.IntRange(min=0),
-    default=100_000,
-    show_default=True,
-    help="With --grow-from: training images over which the new block fades in.",
-)
-@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly.")
-@click.option("--no-progress", is_flag=True)
+@train_options
 @handle_errors
 def train(
-    data,
-    out,
-    epochs,
-    batch_size,
-    lr,
-    seed,
-    image_size,
-    ngf,
-    ndf,
-    crop,
-    offset,
-    limit,  # noqa: ANN001
-    label_smoothing,
-    device,
-    checkpoint_minutes,
-    precision,
-    ema,
-    keep_every,
-    grow_from,
-    fade_images,
-    resume,
-    no_progress,
-) -> None:
+    data: Path | None,
+    out: Path,
+    image_size: str,
+    ngf: int,
+    ndf: int,
+    crop: str,
+    grow_from: Path | None,
+    resume: bool,
+    no_progress: bool,
+    **kw,
+) -> None:  # noqa: ANN003
     """Train a DCGAN on a folder of face images (CelebA layout works as is)."""
-    from .train import TrainOptions, checkpoint_path
+    from .train import checkpoint_path
     from .train import train as run_train
 
     if not resume and data is None:
@@ -202,21 +202,9 @@ def train(
         # without --data: the checkpoint's folder.
         data=str(data.resolve()) if data is not None else "",
         out=str(out),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        offset=offset,
-        limit=limit,
-        label_smoothing=label_smoothing,
-        device=device,
-        checkpoint_minutes=checkpoint_minutes,
         progress=_progress(no_progress),
-        precision=precision,
-        ema=ema,
-        keep_every=keep_every,
         grow_from=str(grow_from.resolve()) if grow_from is not None else "",
-        fade_images=fade_images,
+        **kw,
     )
     try:
         path = run_train(cfg, opts, resume=resume, given=given)
@@ -317,35 +305,12 @@ def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(e)) from None
 
 
-def knob_options(kind: str) -> list:
-    """click options for the CompletionOptions fields whose metadata names `kind` ("shared" or
-    "complete"), in field order: name, type, range or choices, default and help all come from the
-    dataclass (complete._knob), so an option cannot drift from the field it sets."""
-    from .complete import CompletionOptions
-
-    opts = []
-    for f in fields(CompletionOptions):
-        meta = f.metadata
-        if meta.get("cli") != kind:
-            continue
-        if meta["choices"]:
-            ptype = click.Choice(meta["choices"])
-        else:
-            low, high, low_open, high_open = meta["range"]
-            # Floats must also be finite: nan and inf compare as inside any range.
-            ranged = FiniteRange if isinstance(f.default, float) else click.IntRange
-            ptype = ranged(low, high, min_open=low_open, max_open=high_open)
-        name = "--" + f.name.replace("_", "-")
-        opts.append(click.option(name, type=ptype, default=f.default, show_default=True, help=meta["help"]))
-    return opts
-
-
 def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by complete and batch
     """The optimisation options common to `complete`, `batch` and `evaluate`: --model, every
-    shared CompletionOptions field (see knob_options), then how to run."""
+    CompletionOptions field but the candidates' (see click_options), then how to run."""
     opts = [
         click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP),
-        *knob_options("shared"),
+        *click_options(CompletionOptions, ""),
         click.option(
             "--threads",
             type=click.IntRange(min=0),
@@ -359,25 +324,19 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             show_default=True,
             help="Which colour marks the hole in mask files.",
         ),
-        click.option(
-            "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True
-        ),
+        click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True),
     ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
+    return _apply(fn, opts)
 
 
 def candidate_options(fn):  # noqa: ANN001, ANN201 - decorator
     """--samples and --spread (`complete` alone offers candidates), from their fields."""
-    for o in reversed(knob_options("complete")):
-        fn = o(fn)
-    return fn
+    return _apply(fn, click_options(CompletionOptions, "candidates"))
 
 
 def build_completer(kw: dict):  # noqa: ANN201
     """Load the model and make a Completer from the shared options (consumed from kw)."""
-    from .complete import Completer, CompletionOptions
+    from .complete import Completer
     from .device import resolve_device
 
     threads = kw.pop("threads")
@@ -494,7 +453,7 @@ def complete(
         check_writable(steps_dir, folder=True)
     convention = kw.pop("mask_convention")
     completer = build_completer(kw)
-    img, known = load_pair(image, mask, mask_type, convention, seed=completer.options.seed)
+    img, known = load_pair(image, mask, mask_type, convention)
     h, w = img.shape[:2]
     if box is not None and (box.x >= w or box.y >= h or box.x + box.w <= 0 or box.y + box.h <= 0):
         raise click.BadParameter(
@@ -632,35 +591,20 @@ def evaluate(
 @main.command("train-encoder")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training faces.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip the first N images (sorted).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use at most N images.")
-@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@functools.partial(_apply, opts=click_options(EncoderOptions))
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path),
     help="Bundle to write. Required, so the input model is never replaced unless named here too.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @handle_errors
-def train_encoder(
-    model: Path | None,
-    data: Path,
-    offset: int,
-    limit: int | None,
-    steps: int,
-    batch_size: int,
-    seed: int,
-    out: Path,
-    device: str,
-    no_progress: bool,
-) -> None:
+def train_encoder(model: Path | None, data: Path, out: Path, device: str, no_progress: bool, **kw) -> None:  # noqa: ANN003
     """Train the encoder that gives completion its starting z, and store it in the model bundle."""
     from .device import resolve_device
-    from .encoder import EncoderOptions, add_encoder
+    from .encoder import add_encoder
     from .encoder import train_encoder as run
 
     path = _model_path(model)
@@ -670,15 +614,7 @@ def train_encoder(
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     m = load_model(path, dev)
-    opts = EncoderOptions(
-        data=str(data),
-        offset=offset,
-        limit=limit,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        progress=_progress(no_progress),
-    )
+    opts = EncoderOptions(data=str(data), progress=_progress(no_progress), **kw)
     enc = run(m, opts)
     add_encoder(m.to("cpu"), enc.to("cpu"), out, opts)
     log.info("wrote %s", out)
@@ -837,7 +773,7 @@ def batch_command(
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option(
     "--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default)."
 )
@@ -885,7 +821,5 @@ def serve(
 
 def _serve_defaults() -> dict:
     """The shared completion options at their defaults (serve takes them per request)."""
-    from .complete import CompletionOptions
-
     d = CompletionOptions()
-    return {f.name: getattr(d, f.name) for f in fields(d) if f.metadata.get("cli") == "shared"}
+    return {f.name: getattr(d, f.name) for f in public_fields(CompletionOptions, "")}

@@ -14,18 +14,18 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .bundle import Model
-from .config import SEED_MAX
+from .device import resolve_precision
 from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
 from .masks import yeh_weights
 from .models import fold_batch_norm
+from .options import CompletionOptions
 from .photo import (
     NO_FACE,
     Box,
@@ -39,133 +39,6 @@ from .photo import (
 )
 
 log = logging.getLogger(__name__)
-
-PERCEPTUAL = ("log1m", "nonsat")
-BLENDS = ("poisson", "opencv", "none")
-WEIGHTINGS = ("yeh", "plain")
-INITS = ("auto", "random", "encoder")
-PRECISIONS = ("fp32", "bf16")
-# Standard deviation of a candidate's offset from the encoder's z (benchmarks/candidates.py).
-SPREAD_DEFAULT = 0.5
-
-
-def _knob(
-    default: object,
-    help: str | None = None,
-    *,
-    choices: tuple[str, ...] | None = None,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    cli: str | None = "shared",
-) -> Any:  # noqa: ANN401 - a dataclass field, typed by its annotation
-    """A CompletionOptions field whose metadata describes its command-line option, so that
-    cli.py derives --NAME (type, range, choices, default, help) from here instead of a second
-    list. cli: "shared" for complete, batch and evaluate; "complete" for `complete` alone; None
-    for no option. low/high bound the CLI's value (high may be the CLI's own limit)."""
-    meta = {"cli": cli, "help": help, "choices": choices, "range": (low, high, low_open, high_open)}
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class CompletionOptions:
-    """Every knob of the optimisation; defaults are the measured best (see README)."""
-
-    # Measured on validation faces (README, "Choices and measurements"): from the encoder's z,
-    # 50 steps beat 100 on average over the 11 mask types (+0.3-0.9 dB on half-face masks, at
-    # most 0.15 dB worse elsewhere) at half the cost (re-measured for the shipped model); the
-    # perceptual term changes no PSNR/SSIM at lam <= 0.1 and costs 1-3 dB at lam = 10 (less with
-    # "nonsat"), while D doubles the cost.
-    iterations: int = _knob(50, "Adam steps on z.", low=0)
-    lr: float = _knob(0.01, "Adam's learning rate on z.", low=0, low_open=True)
-    beta1: float = _knob(0.9, cli=None)
-    beta2: float = _knob(0.999, cli=None)
-    lam: float = _knob(0.0, "Weight of the perceptual (discriminator) loss.", low=0)
-    perceptual: str = _knob(
-        "nonsat",
-        "log1m: log(1 - D(G(z))) as in Yeh et al.; nonsat: -log D(G(z)).",
-        choices=PERCEPTUAL,
-    )
-    weighting: str = _knob(
-        "yeh",
-        "yeh: known pixels weighted by the share of hole around them (Yeh et al.); plain: all known "
-        "pixels alike.",
-        choices=WEIGHTINGS,
-    )
-    window: int = _knob(7, cli=None)
-    restarts: int = _knob(1, "Independent z per image; the lowest final loss is kept.", low=1)
-    blend: str = _knob(
-        "poisson",
-        "How G(z*) meets the known pixels: Poisson blending, OpenCV's seamless clone, or pasted as is.",
-        choices=BLENDS,
-    )
-    init: str = _knob(
-        "auto",
-        "Starting z: the model's encoder, random, or auto (the encoder when the model has one).",
-        choices=INITS,
-    )
-    precision: str = _knob(
-        "fp32",  # "bf16" for the networks: same PSNR, 1.8x faster on this CPU
-        "Arithmetic of G and D during the search (bf16: faster on CPUs with bf16 units).",
-        choices=PRECISIONS,
-    )
-    seed: int = _knob(
-        0, "Seed of the random starts, the candidates and random mask types.", low=0, high=SEED_MAX
-    )
-    # Early stop: end the search once, for `patience` steps, no image's loss has improved by more
-    # than this fraction of its best. 0 runs every iteration.
-    early_stop: float = _knob(
-        0.0,
-        "Stop once no image's loss improved by this fraction in --patience steps (0: off).",
-        low=0,
-        high=1,
-        high_open=True,
-    )
-    patience: int = _knob(10, "Steps without such an improvement that end the search.", low=1)
-    # Candidates: `samples` completions per image, candidate k from seed `seed + k`, best loss
-    # first. Seed 0 starts from the encoder's own z (the single default completion); any other
-    # seed from the encoder's z plus Gaussian noise of standard deviation `spread` drawn from it,
-    # so one seed always gives the same candidate. With init="random" the seed draws the whole z.
-    samples: int = _knob(
-        1,
-        "Candidates: --out gets the lowest-loss one, and candidate k (seed --seed + k) also goes "
-        "to OUT_STEM.seedS.png; `--seed S` alone reproduces it.",
-        low=1,
-        high=64,  # the CLI's limit: each candidate costs a full search
-        cli="complete",
-    )
-    spread: float = _knob(
-        SPREAD_DEFAULT,
-        "How far candidates start from the encoder's z (std of the noise added for seeds other than 0).",
-        low=0,
-        cli="complete",
-    )
-
-    def __post_init__(self) -> None:
-        if self.iterations < 0:
-            raise ValueError("iterations must be >= 0")
-        if self.lam < 0:
-            raise ValueError("lam must be >= 0")
-        if self.restarts < 1:
-            raise ValueError("restarts must be >= 1")
-        if not 0 <= self.early_stop < 1:
-            raise ValueError("early_stop must be in [0, 1)")
-        if self.patience < 1:
-            raise ValueError("patience must be >= 1")
-        if self.samples < 1:
-            raise ValueError("samples must be >= 1")
-        if not self.spread >= 0:  # also refuses nan
-            raise ValueError("spread must be >= 0")
-        for name, allowed in (
-            ("perceptual", PERCEPTUAL),
-            ("blend", BLENDS),
-            ("weighting", WEIGHTINGS),
-            ("init", INITS),
-            ("precision", PRECISIONS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}")
 
 
 @dataclass
@@ -248,13 +121,17 @@ class ZAdam:
         self.z.addcdiv_(self.exp_avg, denom, value=-(self.lr / bias_correction1))
 
 
-def _resolve_init(options: CompletionOptions, model: Model) -> CompletionOptions:
-    """init 'auto' -> the encoder when the model has one, else random; 'encoder' without one is
-    refused. The one rule for a new Completer and for with_options."""
+def _resolve(options: CompletionOptions, model: Model) -> CompletionOptions:
+    """The options as the search runs them, one rule for a new Completer and for with_options:
+    init 'auto' -> the encoder when the model has one, else random ('encoder' without one is
+    refused); precision 'auto' or 'bf16' -> device.resolve_precision on the model's device, which
+    refuses bf16 where it is only emulated ('fp32', the default, is taken as is)."""
     if options.init == "auto":
-        return replace(options, init="encoder" if model.encoder is not None else "random")
-    if options.init == "encoder" and model.encoder is None:
+        options = replace(options, init="encoder" if model.encoder is not None else "random")
+    elif options.init == "encoder" and model.encoder is None:
         raise ValueError("init='encoder' needs a model bundle with an encoder (see train-encoder)")
+    if options.precision != "fp32":
+        options = replace(options, precision=resolve_precision(options.precision, model.device))
     return options
 
 
@@ -263,7 +140,7 @@ class Completer:
 
     def __init__(self, model: Model, options: CompletionOptions | None = None) -> None:
         self.model = model
-        self.options = _resolve_init(options or CompletionOptions(), model)
+        self.options = _resolve(options or CompletionOptions(), model)
         # The search runs G with batch norm folded into its convolutions and channels-last
         # activations: the same function, 1.1-1.3x faster per step (benchmarks/step_cost.py).
         self.generator = fold_batch_norm(model.generator).to(memory_format=torch.channels_last)
@@ -272,7 +149,7 @@ class Completer:
         """A Completer on the same model with some options changed, sharing the prepared generator
         (a server answers each request with its own seed, samples and iterations)."""
         other = copy.copy(self)
-        other.options = _resolve_init(replace(self.options, **changes), self.model)
+        other.options = _resolve(replace(self.options, **changes), self.model)
         return other
 
     @property

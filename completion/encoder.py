@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from .data import FaceData, select_files
 from .device import resolve_precision
 from .masks import make_mask
 from .models import Encoder
+from .options import EncoderOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,6 @@ TRAIN_MASK_TYPES = (
     "mouth",
     "full",
 )
-
-
-@dataclass
-class EncoderOptions:
-    data: str
-    offset: int = 0
-    limit: int | None = None
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1e-3
-    z_weight: float = 1.0
-    seed: int = 0
-    progress: bool = True
-    precision: str = "auto"  # as in training: bf16 autocast only where the hardware has it
 
 
 def mask_bank(size: int, per_type: int, seed: int) -> torch.Tensor:

@@ -32,24 +32,26 @@ def load_pair(
     mask_path: Path | None = None,
     mask_type: str | None = None,
     convention: str = "white-hole",
-    seed: int = 0,
+    *,
+    image_data: bytes | None = None,
+    mask_data: bytes | None = None,
 ) -> tuple[np.ndarray, np.ndarray | str]:
-    """The image (HxWx3 uint8) and its known mask (HxW bool, True = known).
+    """The image (HxWx3 uint8) and its known mask (HxW bool, True = known), from files or, for an
+    upload, from bytes (`image_data`, `mask_data`; the paths then only name them in messages).
 
     The mask comes from a file or, when none is given, from the image's own transparency
     (transparent = hole). A generated mask type is returned as its normalised spec: the completer
-    draws it in each face's frame (Completer.complete_many), which only it knows. `seed` is kept
-    for callers; the completer draws with its own options.seed."""
-    image = load_rgb(Path(image_path))
+    draws it in each face's frame (Completer.complete_many), which only it knows."""
+    image = load_rgb(Path(image_path), data=image_data)
     h, w = image.shape[:2]
     if mask_path is not None:
-        known, resized = load_mask(Path(mask_path), h, w, convention)
-        if resized and _first_time((str(mask_path), h, w)):
+        known, resized = load_mask(Path(mask_path), h, w, convention, data=mask_data)
+        if resized and mask_data is None and _first_time((str(mask_path), h, w)):
             log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
     elif mask_type is not None:
         return image, parse_mask_type(mask_type)
     else:
-        alpha = load_alpha(Path(image_path))
+        alpha = load_alpha(Path(image_path), data=image_data)
         if alpha is None:
             raise MaskError(f"{image_path}: no mask given and the image has no transparency")
         known = mask_from_alpha(alpha)

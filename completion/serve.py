@@ -19,27 +19,31 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from . import __version__
 from .complete import Completer, Completion
-from .errors import CompletionError, MaskError
+from .errors import CompletionError
 from .faces import detect_faces
-from .imageio import image_mode, in_source_mode, load_alpha, load_rgb
-from .masks import CONVENTIONS, load_mask, mask_from_alpha, parse_mask_type
-from .photo import parse_box
+from .imageio import image_mode, in_source_mode, load_rgb
+from .inputs import load_pair
+from .masks import CONVENTIONS, parse_mask_type
+from .options import CompletionOptions, spec_of
+from .photo import Box, parse_box
 
 log = logging.getLogger(__name__)
 
@@ -187,99 +191,143 @@ async def read_upload(request: Request, limit: int) -> Upload:
         await form.close()
 
 
-def _int_field(fields: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = fields.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}: {raw!r} is not an integer") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, f"{name}: {value} is not in the range {lo}<=x<={hi}")
-    return value
+def _fail(text: str) -> PydanticCustomError:
+    """A validation error whose message is `text` as it stands (the template is never formatted)."""
+    return PydanticCustomError("field", "{text}", {"text": text})
 
 
-def _bool_field(fields: dict[str, str], name: str) -> bool:
-    raw = fields.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+def _api_int(name: str, high: int | None = None) -> Any:  # noqa: ANN401 - an Annotated type
+    """An integer form field with CompletionOptions.<name>'s range (its upper end narrowed to `high`:
+    the API's own limit), help and default: the option's one declaration (options.py)."""
+    f = next(f for f in fields(CompletionOptions) if f.name == name)
+    spec = spec_of(f)
+    ends = [e for e in (spec.high if spec else None, high) if e is not None]
+    if spec is None or spec.low is None or not ends:
+        raise TypeError(f"{name} is not a bounded integer option")  # a mistake in this file
+    lo, hi = int(spec.low), int(min(ends))
+
+    def parse(raw: object) -> int:
+        if isinstance(raw, str):
+            try:
+                raw = int(raw)
+            except ValueError:
+                raise _fail(f"{raw!r} is not an integer") from None
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise _fail(f"{raw!r} is not an integer")
+        if not lo <= raw <= hi:
+            raise _fail(f"{raw} is not in the range {lo}<=x<={hi}")
+        return raw
+
+    return Annotated[int, Field(ge=lo, le=hi, description=spec.help), BeforeValidator(parse)]
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> BeforeValidator:
+    def parse(raw: object) -> object:
+        if raw not in choices:
+            raise _fail(f"{raw!r} is not one of {', '.join(choices)}")
+        return raw
+
+    return BeforeValidator(parse)
+
+
+def _to_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).lower()
+    if text in ("0", "false", "no", "off"):
         return False
-    if raw in ("1", "true", "yes", "on"):
+    if text in ("1", "true", "yes", "on"):
         return True
-    raise ApiError(400, f"{name}: {raw!r} is not a boolean (true or false)")
+    raise _fail(f"{text!r} is not a boolean (true or false)")
+
+
+def _to_mask_type(raw: object) -> str:
+    try:
+        return parse_mask_type(str(raw))
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+def _to_box(raw: object) -> Box:
+    if isinstance(raw, Box):
+        return raw
+    try:
+        return parse_box(str(raw))
+    except ValueError as e:
+        raise _fail(str(e)) from None
+
+
+FORMATS = ("auto", "png", "json")
+Samples = _api_int("samples", MAX_SAMPLES)
+Seed = _api_int("seed")
+Iterations = _api_int("iterations", MAX_ITERATIONS)
+
+
+class CompleteRequest(BaseModel):
+    """The form fields of POST /api/complete (the files, image and mask, come beside them). Parsing,
+    validation and the OpenAPI description all come from this model; a blank field is its default."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    mask_type: Annotated[
+        str | None,
+        BeforeValidator(_to_mask_type),
+        Field(description="a generated mask instead: center, left, eyes, random:0.8, ..."),
+    ] = None
+    mask_convention: Annotated[Literal[CONVENTIONS], _choice("mask_convention", CONVENTIONS)] = "white-hole"
+    samples: Samples = 1
+    seed: Seed = 0
+    iterations: Iterations | None = Field(None, description="Adam steps on z (default: the server's).")
+    box: Annotated[
+        Box | None,
+        BeforeValidator(_to_box),
+        WithJsonSchema({"type": "string", "description": "the face's box x,y,w,h (skips detection)"}),
+    ] = None
+    aligned: Annotated[
+        bool, BeforeValidator(_to_bool), Field(description="the image is an aligned face crop")
+    ] = False
+    format: Annotated[
+        Literal[FORMATS],
+        _choice("format", FORMATS),
+        Field(description="auto: image/png for samples=1, JSON otherwise"),
+    ] = "auto"
+
+
+def _first_error(e: ValidationError) -> str:
+    """One line for the first problem: unknown fields before bad values (in field order)."""
+    errors = sorted(e.errors(), key=lambda d: (d["type"] != "extra_forbidden", str(d["loc"][0])))
+    first = errors[0]
+    name = str(first["loc"][0])
+    if first["type"] == "extra_forbidden":
+        return f"unknown field {name!r}"
+    return f"{name}: {first['msg']}"
 
 
 @dataclass
-class Job:
+class CompleteJob:
     """What one completion request asks for, validated before it reaches the worker."""
 
     image: bytes
     mask: bytes | None
-    mask_type: str | None
-    convention: str
-    samples: int
-    seed: int
+    request: CompleteRequest
     iterations: int
-    box: Any
-    aligned: bool
-    fmt: str
+    fmt: str  # png or json, never auto
 
 
-def parse_job(up: Upload, default_iterations: int) -> Job:
-    f = up.fields
-    known_fields = {
-        "mask_type",
-        "mask_convention",
-        "samples",
-        "seed",
-        "iterations",
-        "box",
-        "aligned",
-        "format",
-    }
-    unknown = set(f) - known_fields
-    if unknown:
-        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
-    mask_type = f.get("mask_type", "").strip() or None
-    if mask_type is not None:
-        if up.mask is not None:
-            raise ApiError(400, "give either mask or mask_type, not both")
-        try:
-            mask_type = parse_mask_type(mask_type)
-        except ValueError as e:
-            raise ApiError(400, f"mask_type: {e}") from None
-    convention = f.get("mask_convention", "white-hole").strip() or "white-hole"
-    if convention not in CONVENTIONS:
-        raise ApiError(400, f"mask_convention: {convention!r} is not one of {', '.join(CONVENTIONS)}")
-    box = None
-    if f.get("box", "").strip():
-        try:
-            box = parse_box(f["box"])
-        except ValueError as e:
-            raise ApiError(400, f"box: {e}") from None
-    aligned = _bool_field(f, "aligned")
-    if box is not None and aligned:
+def parse_job(up: Upload, default_iterations: int) -> CompleteJob:
+    try:
+        req = CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
+    except ValidationError as e:
+        raise ApiError(400, _first_error(e)) from None
+    if req.mask_type is not None and up.mask is not None:
+        raise ApiError(400, "give either mask or mask_type, not both")
+    if req.box is not None and req.aligned:
         raise ApiError(400, "give either box or aligned, not both")
-    samples = _int_field(f, "samples", 1, 1, MAX_SAMPLES)
-    fmt = f.get("format", "auto").strip() or "auto"
-    if fmt not in ("auto", "png", "json"):
-        raise ApiError(400, f"format: {fmt!r} is not one of auto, png, json")
-    if fmt == "auto":
-        fmt = "png" if samples == 1 else "json"
-    if fmt == "png" and samples > 1:
+    fmt = req.format if req.format != "auto" else "png" if req.samples == 1 else "json"
+    if fmt == "png" and req.samples > 1:
         raise ApiError(400, "format=png returns one image: ask for samples=1, or format=json")
-    return Job(
-        image=up.image,
-        mask=up.mask,
-        mask_type=mask_type,
-        convention=convention,
-        samples=samples,
-        seed=_int_field(f, "seed", 0, 0, 2**31 - 1),
-        iterations=_int_field(f, "iterations", default_iterations, 0, MAX_ITERATIONS),
-        box=box,
-        aligned=aligned,
-        fmt=fmt,
-    )
+    iterations = default_iterations if req.iterations is None else req.iterations
+    return CompleteJob(up.image, up.mask, req, iterations, fmt)
 
 
 # -- the work, in the worker thread -------------------------------------------------------------------
@@ -292,27 +340,15 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_pair(job: Job) -> tuple[np.ndarray, np.ndarray | str, str]:
-    """(image, known mask, Pillow mode) from the upload, with the CLI's checks and messages."""
-    image = load_rgb(Path("image"), data=job.image)
+def run_job(completer: Completer, job: CompleteJob) -> dict[str, Any]:
+    req = job.request
+    mask = Path("mask") if job.mask is not None else None
+    image, known = load_pair(
+        Path("image"), mask, req.mask_type, req.mask_convention, image_data=job.image, mask_data=job.mask
+    )
     mode = image_mode(Path("image"), data=job.image)
-    h, w = image.shape[:2]
-    if job.mask is not None:
-        known, _ = load_mask(Path("mask"), h, w, job.convention, data=job.mask)
-    elif job.mask_type is not None:
-        known = job.mask_type  # drawn on each face by the completer, with the job's seed
-    else:
-        alpha = load_alpha(Path("image"), data=job.image)
-        if alpha is None:
-            raise MaskError("image: no mask given and the image has no transparency")
-        known = mask_from_alpha(alpha)
-    return image, known, mode
-
-
-def run_job(completer: Completer, job: Job) -> dict[str, Any]:
-    image, known, mode = decode_pair(job)
-    c = completer.with_options(seed=job.seed, samples=job.samples, iterations=job.iterations)
-    res: Completion = c.complete_many([(image, known)], aligned=job.aligned, box=job.box, names=["image"])[0]
+    c = completer.with_options(seed=req.seed, samples=req.samples, iterations=job.iterations)
+    res: Completion = c.complete_many([(image, known)], aligned=req.aligned, box=req.box, names=["image"])[0]
     candidates = res.candidates or [res]
     # The corners of each face crop the model completed, for the page to outline.
     crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in res.faces]
@@ -356,41 +392,21 @@ def sample_files() -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in SAMPLES if (folder / name).is_file()}
 
 
-COMPLETE_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {
-                    "image": {"type": "string", "format": "binary", "description": "the photo or face"},
-                    "mask": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "mask image, white = hole (resized if it has the image's aspect)",
-                    },
-                    "mask_type": {
-                        "type": "string",
-                        "description": "a generated mask instead: center, left, eyes, random:0.8, ...",
-                    },
-                    "mask_convention": {"type": "string", "enum": list(CONVENTIONS), "default": "white-hole"},
-                    "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES, "default": 1},
-                    "seed": {"type": "integer", "minimum": 0, "default": 0},
-                    "iterations": {"type": "integer", "minimum": 0, "maximum": MAX_ITERATIONS},
-                    "box": {"type": "string", "description": "the face's box x,y,w,h (skips detection)"},
-                    "aligned": {"type": "boolean", "description": "the image is an aligned face crop"},
-                    "format": {
-                        "type": "string",
-                        "enum": ["auto", "png", "json"],
-                        "default": "auto",
-                        "description": "auto: image/png for samples=1, JSON otherwise",
-                    },
-                },
-            }
-        }
-    },
-}
+def _complete_body() -> dict[str, Any]:
+    """The request body of /api/complete for /openapi.json: the two files, then CompleteRequest's
+    fields as the model itself describes them."""
+    schema = CompleteRequest.model_json_schema()
+    files = {
+        "image": {"type": "string", "format": "binary", "description": "the photo or face"},
+        "mask": {
+            "type": "string",
+            "format": "binary",
+            "description": "mask image, white = hole (resized if it has the image's aspect)",
+        },
+    }
+    form = {"type": "object", "required": ["image"], "properties": {**files, **schema["properties"]}}
+    return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+
 
 COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -485,7 +501,7 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
 
     @app.post(
         "/api/complete",
-        openapi_extra={"requestBody": COMPLETE_BODY},
+        openapi_extra={"requestBody": _complete_body()},
         responses=COMPLETE_RESPONSES,
         response_class=Response,
     )
@@ -494,7 +510,7 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
         t0 = time.perf_counter()
         fmt = {"fmt": "png"}
 
-        async def reader(req: Request) -> Job:
+        async def reader(req: Request) -> CompleteJob:
             job = parse_job(await read_upload(req, max_upload), default_iterations)
             fmt["fmt"] = job.fmt
             return job

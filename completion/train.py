@@ -36,33 +36,10 @@ from .grid import save_grid
 from .grow import FadeD, FadeG, bridges, distil, fade_alpha, grown_config, seed_from_small
 from .imageio import ensure_folder
 from .models import Discriminator, Generator
+from .options import TrainOptions
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass
-class TrainOptions:
-    data: str
-    out: str
-    epochs: int = 25
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    seed: int = 0
-    offset: int = 0  # use files[offset:offset+limit] of the sorted image list
-    limit: int | None = None
-    label_smoothing: float = 0.0  # one-sided: real target is 1 - label_smoothing
-    device: str = "auto"
-    checkpoint_minutes: float = 10.0
-    cache_max_gb: float = 4.0
-    progress: bool = True
-    channels_last: bool = True
-    precision: str = "auto"  # "bf16" (autocast) where the hardware has native bf16, else "fp32"
-    ema: bool = True  # keep an exponential moving average of G's weights; bundles ship it
-    keep_every: int = 0  # also keep checkpoint_epoch_NNN.pt every N epochs (0: never)
-    grow_from: str = ""  # a model bundle of half the size whose layers start this one (grow.py)
-    fade_images: int = 100_000  # images over which a grown model's new block fades in
 
 
 @dataclass

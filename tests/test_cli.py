@@ -120,35 +120,35 @@ def test_python_m_version() -> None:
 
 
 def test_completion_options_come_from_the_dataclass() -> None:
-    """Every CompletionOptions field marked for the CLI is an option of the commands that take it,
+    """Every CompletionOptions field declared as an option is an option of the commands that take it,
     with the field's default, help and range; none is listed twice, and the rest are absent."""
     from dataclasses import fields
 
     import click
 
-    from completion.complete import CompletionOptions
+    from completion.options import CompletionOptions, spec_of
 
-    commands = {"complete": ("shared", "complete"), "batch": ("shared",), "evaluate": ("shared",)}
-    for command, kinds in commands.items():
+    commands = {"complete": ("", "candidates"), "batch": ("",), "evaluate": ("",)}
+    for command, groups in commands.items():
         params = {p.name: p for p in main.commands[command].params}
         names = [p.name for p in main.commands[command].params]
         assert len(names) == len(set(names))
         for f in fields(CompletionOptions):
-            if f.metadata.get("cli") not in kinds:
+            spec = spec_of(f)
+            if spec is None or spec.group not in groups:
                 assert f.name not in params, (command, f.name)
                 continue
             p = params[f.name]
             assert p.opts == ["--" + f.name.replace("_", "-")]
-            assert p.default == f.default and p.show_default and p.help == f.metadata["help"]
-            if f.metadata["choices"]:
-                assert tuple(p.type.choices) == f.metadata["choices"]
+            assert p.default == f.default and p.show_default and p.help == spec.help
+            if spec.choices:
+                assert tuple(p.type.choices) == spec.choices
             else:
-                low, high, low_open, high_open = f.metadata["range"]
                 assert (p.type.min, p.type.max, p.type.min_open, p.type.max_open) == (
-                    low,
-                    high,
-                    low_open,
-                    high_open,
+                    spec.low,
+                    spec.high,
+                    spec.low_open,
+                    spec.high_open,
                 )
                 with pytest.raises(click.BadParameter):
                     p.type.convert("nan" if isinstance(f.default, float) else "x", p, None)
