@@ -27,7 +27,7 @@ from completion.complete import Completer
 from completion.data import select_files
 from completion.evaluate import blank_holes, load_images
 from completion.imageio import save_image
-from completion.photo import Framing, face_mask
+from completion.photo import Framing, draw_mask_type
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     print(f"{args.model}: {len(faces)} validation faces from #{args.offset + 1}")
     for mask_type in args.mask_types.split(","):
         knowns = [
-            face_mask(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
+            draw_mask_type(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
             for i, (f, fr) in enumerate(zip(faces, framings, strict=True))
         ]
         inputs = blank_holes(faces, knowns)

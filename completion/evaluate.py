@@ -23,7 +23,7 @@ from .data import load_face
 from .errors import ImageError
 from .imageio import atomic_write, load_rgb, save_image
 from .metrics import psnr, ssim
-from .photo import Framing, crop_to_model, face_mask, warp_to_model
+from .photo import Framing, crop_to_model, draw_mask_type, warp_to_model
 
 log = logging.getLogger(__name__)
 DEFAULT_MASK_TYPES = ("center", "left", "random:0.8", "pattern", "eyes", "mouth")
@@ -125,7 +125,7 @@ def evaluate(
     truths = [view(f, fr) for f, fr in zip(faces, framings, strict=True)]
     for mask_type in mask_types:
         full = [
-            face_mask(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
+            draw_mask_type(mask_type, [fr], f.shape[0], f.shape[1], seed=i)
             for i, (f, fr) in enumerate(zip(faces, framings, strict=True))
         ]
         knowns = [warp_to_model(f, k, fr)[1] for f, k, fr in zip(faces, full, framings, strict=True)]

@@ -255,10 +255,3 @@ def yeh_weights(known: np.ndarray | torch.Tensor, window: int = 7) -> np.ndarray
         raise ValueError(f"expected an HxW mask, got shape {arr.shape}")
     t = torch.from_numpy(arr.astype(np.float32))[None, None]
     return yeh_weights(t, window)[0, 0].numpy()
-
-
-def hole_fraction(known: np.ndarray | torch.Tensor) -> float:
-    """Share of pixels that are hole (0 or False) in a known mask."""
-    if isinstance(known, torch.Tensor):
-        return 1.0 - float(known.to(torch.float32).mean())
-    return 1.0 - float(np.asarray(known, np.float64).mean())

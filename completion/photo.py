@@ -71,13 +71,6 @@ class Box:
     def area(self) -> int:
         return self.w * self.h
 
-    def iou(self, other: Box) -> float:
-        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
-        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
-        union = self.area + other.area - inter
-        return inter / union if union else 0.0
-
 
 def parse_box(spec: str) -> Box:
     """'x,y,w,h' (integers, w and h positive) -> Box; ValueError otherwise."""
@@ -214,17 +207,6 @@ def _bounds(framing: Framing, width: int, height: int, pad: int = 2) -> tuple[in
     return x0, y0, max(x0, x1), max(y0, y1)
 
 
-def _hole_inside(hole: np.ndarray, framing: Framing) -> int:
-    """Number of hole pixels the crop covers."""
-    x0, y0, x1, y1 = _bounds(framing, hole.shape[1], hole.shape[0], pad=0)
-    if x1 <= x0 or y1 <= y0:
-        return 0
-    sub = hole[y0:y1, x0:x1]
-    if not sub.any():
-        return 0
-    return int((sub & framing.inside(x0, y0, x1 - x0, y1 - y0)).sum())
-
-
 def _homog(m: np.ndarray) -> np.ndarray:
     return np.vstack([m, [0.0, 0.0, 1.0]])
 
@@ -318,7 +300,7 @@ def _to_model(
 # -- masks and holes ------------------------------------------------------------------------------
 
 
-def face_mask(spec: str, framings: list[Framing], height: int, width: int, seed: int = 0) -> np.ndarray:
+def draw_mask_type(spec: str, framings: list[Framing], height: int, width: int, seed: int = 0) -> np.ndarray:
     """A generated mask (masks.make_mask spec) drawn in each face's S x S model frame and warped
     into the photo: known HxW bool, the hole the union over the faces.
 
@@ -390,7 +372,6 @@ def paste_back(
     framing: Framing,
     generated: np.ndarray,
     blend: str,
-    name: str = "image",
 ) -> tuple[np.ndarray, int]:
     """Warp the model-size G(z*) (SxSx3, 0-255) into the photo's hole, blended; returns (photo,
     number of hole pixels outside the crop, which OpenCV's Telea inpainting fills instead).

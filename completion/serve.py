@@ -369,7 +369,7 @@ def run_job(completer: Completer, job: CompleteJob) -> dict[str, Any]:
     }
 
 
-def find_faces(data: bytes) -> dict[str, Any]:
+def face_boxes(data: bytes) -> dict[str, Any]:
     image = load_rgb(Path("image"), data=data)
     faces = detect_faces(image, frame=False)  # boxes only: the framer is not needed
     return {
@@ -547,7 +547,7 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
     async def faces(request: Request) -> Response:
         """The faces OpenCV finds in an image: {"width", "height", "faces": [{"x", "y", "w", "h"}]},
         largest first. Any of them can be sent back as `box` to /api/complete."""
-        out = await in_worker(request, lambda up: find_faces(up.image), lambda r: read_upload(r, max_upload))
+        out = await in_worker(request, lambda up: face_boxes(up.image), lambda r: read_upload(r, max_upload))
         return out if isinstance(out, Response) else JSONResponse(out)
 
     @app.get("/api/samples")

@@ -15,14 +15,23 @@ from conftest import synthetic_face
 
 from completion import photo
 from completion.bundle import Model
-from completion.complete import Completer, CompletionOptions, complete_photo, complete_photo_full
+from completion.complete import Completer, CompletionOptions
 from completion.config import ModelConfig
 from completion.errors import ImageError, MaskError
 from completion.faces import CANONICAL, detect_faces, framing_from_landmarks
 from completion.imageio import load_rgb
 from completion.masks import ALL_MASK_TYPES, make_mask
 from completion.models import Discriminator, Generator
-from completion.photo import Box, Framing, center_crop_box, face_mask, parse_box, warp_to_model
+from completion.photo import Box, Framing, center_crop_box, draw_mask_type, parse_box, warp_to_model
+
+
+def _iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (moved here from photo.Box: only the tests use it)."""
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    union = a.area + b.area - inter
+    return inter / union if union else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +155,7 @@ def test_known_pixels_bit_exact(random_model: Model, canvas, blend: str) -> None
     img, box = canvas
     known = np.ones(img.shape[:2], bool)
     known[105:125, 165:235] = False  # over the eyes
-    out = complete_photo(completer(random_model, blend=blend), img, known, box=box)
+    out = completer(random_model, blend=blend).complete(img, known, box=box).image
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(out[known], img[known])
     assert not np.array_equal(out[~known], img[~known])
@@ -161,7 +170,7 @@ def test_large_photo_shrinks_and_keeps_pixels(random_model: Model) -> None:
     )
     known = np.ones(img.shape[:2], bool)
     cv2.circle(known.view(np.uint8), (800, 600), 90, 0, -1)
-    res = complete_photo_full(completer(random_model), img, known, box=Box(560, 380, 480, 480))
+    res = completer(random_model).complete(img, known, box=Box(560, 380, 480, 480))
     assert np.array_equal(res.image[known], img[known])
     assert res.crop.shape == (64, 64, 3) and 0 < (~res.known).sum() < 64 * 64 // 4
 
@@ -171,7 +180,7 @@ def test_hole_outside_face(random_model: Model, canvas) -> None:
     known = np.ones(img.shape[:2], bool)
     known[200:230, 10:40] = False  # bottom-left corner, far from the face
     with pytest.raises(MaskError, match="outside every face"):
-        complete_photo(completer(random_model), img, known, box=box)
+        completer(random_model).complete(img, known, box=box)
 
 
 def test_hole_bigger_than_face(random_model: Model, canvas) -> None:
@@ -179,13 +188,13 @@ def test_hole_bigger_than_face(random_model: Model, canvas) -> None:
     known = np.zeros(img.shape[:2], bool)
     known[:5] = True
     with pytest.raises(MaskError, match="bigger than the face"):
-        complete_photo(completer(random_model), img, known, box=box)
+        completer(random_model).complete(img, known, box=box)
 
 
 def test_mask_size_mismatch(random_model: Model, canvas) -> None:
     img, box = canvas
     with pytest.raises(MaskError, match="mask is"):
-        complete_photo(completer(random_model), img, np.ones((10, 10), bool), box=box)
+        completer(random_model).complete(img, np.ones((10, 10), bool), box=box)
 
 
 def test_no_face(random_model: Model) -> None:
@@ -194,7 +203,7 @@ def test_no_face(random_model: Model) -> None:
     known[100:140, 100:160] = False
     assert detect_faces(img) == []
     with pytest.raises(ImageError, match=r"noise\.png: no face found.*--box x,y,w,h.*--aligned"):
-        complete_photo(completer(random_model), img, known, name="noise.png")
+        completer(random_model).complete(img, known, name="noise.png")
 
 
 def test_hole_partly_outside_crop_is_inpainted(random_model: Model, canvas, caplog) -> None:
@@ -206,7 +215,7 @@ def test_hole_partly_outside_crop_is_inpainted(random_model: Model, canvas, capl
     known[150:170, right - 30 : right + 20] = False  # straddles the crop's right edge
     img[~known] = 255  # a white sticker: no part of it may survive
     with caplog.at_level(logging.WARNING, logger="completion.complete"):
-        out = complete_photo(completer(random_model), img, known, box=box)
+        out = completer(random_model).complete(img, known, box=box).image
     assert any(
         "outside every face crop" in r.getMessage() and "inpainting" in r.getMessage() for r in caplog.records
     )
@@ -217,7 +226,7 @@ def test_hole_partly_outside_crop_is_inpainted(random_model: Model, canvas, capl
 
 def test_no_hole_returns_input(random_model: Model, canvas) -> None:
     img, _ = canvas
-    out = complete_photo(completer(random_model), img, np.ones(img.shape[:2], bool))
+    out = completer(random_model).complete(img, np.ones(img.shape[:2], bool)).image
     assert np.array_equal(out, img)
 
 
@@ -226,7 +235,7 @@ def test_aligned_input(random_model: Model) -> None:
     img = synthetic_face(rng, 89, 109)
     known = np.ones((109, 89), bool)
     known[45:60, 20:70] = False
-    out = complete_photo(completer(random_model), img, known, aligned=True)
+    out = completer(random_model).complete(img, known, aligned=True).image
     assert np.array_equal(out[known], img[known]) and out.shape == img.shape
 
 
@@ -283,7 +292,7 @@ def test_detects_pasted_real_faces(shared_faces: Path) -> None:
         bw = side / photo.CROP_SIDE
         bx, by = cx - photo.CROP_DX * bw, cy - photo.CROP_DY * bw
         expected = Box(round(bx - bw / 2), round(by - bw / 2), round(bw), round(bw))
-        assert faces[0].box.iou(expected) > 0.5, (faces[0].box, expected)
+        assert _iou(faces[0].box, expected) > 0.5, (faces[0].box, expected)
 
 
 def test_completes_pasted_real_face(random_model: Model, shared_faces: Path) -> None:
@@ -301,7 +310,7 @@ def test_completes_pasted_real_face(random_model: Model, shared_faces: Path) -> 
     hole = np.zeros(canvas.shape[:2], np.uint8)
     cv2.fillPoly(hole, [np.round(poly).astype(np.int32)], 255)
     known = hole == 0
-    res = complete_photo_full(completer(random_model), canvas, known, name="pasted")
+    res = completer(random_model).complete(canvas, known, name="pasted")
     assert np.array_equal(res.image[known], canvas[known])
     cx, cy, side = pasted_crop(face.shape[:2], edge)
     assert math.hypot(res.framing.cx - cx, res.framing.cy - cy) < 0.25 * side
@@ -314,7 +323,7 @@ def test_hole_outside_every_detected_face(random_model: Model, shared_faces: Pat
     known = np.ones(canvas.shape[:2], bool)
     known[2:20, 2:20] = False  # a canvas corner
     with pytest.raises(MaskError, match="outside every face found"):
-        complete_photo(completer(random_model), canvas, known, name="corner")
+        completer(random_model).complete(canvas, known, name="corner")
 
 
 # -- landmarks, every face, masks drawn on the face --------------------------------------------------
@@ -344,12 +353,12 @@ def test_generated_mask_is_drawn_in_the_model_frame() -> None:
     f = Framing.aligned(89, 109, 64, "center:0.72")
     x0, y0, _ = center_crop_box(89, 109, 0.72)
     for spec in ("eyes", "random:0.8", "left", "full"):
-        known = face_mask(spec, [f], 109, 89, seed=3)
+        known = draw_mask_type(spec, [f], 109, 89, seed=3)
         assert np.array_equal(known[y0 : y0 + 64, x0 : x0 + 64], make_mask(spec, 64, 64, seed=3))
         known[y0 : y0 + 64, x0 : x0 + 64] = True
         assert known.all()
     g = Framing(300.0, 200.0, 192.0, 192.0, 15.0, 64)
-    known = face_mask("mouth", [g], 400, 600)
+    known = draw_mask_type("mouth", [g], 400, 600)
     assert not (~known & ~g.inside(0, 0, 600, 400)).any()
     share = (~known).sum() / g.area
     assert abs(share - (~make_mask("mouth", 64)).mean()) < 0.01
