@@ -108,6 +108,21 @@ def test_same_seed_same_output(toy_model: Model, toy_images) -> None:
     assert not np.array_equal(a.generated, c.generated)
 
 
+def test_per_call_options_are_with_options(toy_model: Model, toy_images) -> None:
+    """complete(..., iterations=3, seed=5) is with_options(iterations=3, seed=5).complete(...), bit for
+    bit, and leaves the Completer's own options as they were; a bad value is refused as in the dataclass."""
+    known = make_mask("pattern", 32, seed=3)
+    c = Completer(toy_model, CompletionOptions(iterations=10))
+    a = c.complete(toy_images[2], known, iterations=3, seed=5)
+    b = Completer(toy_model, CompletionOptions(iterations=3, seed=5)).complete(toy_images[2], known)
+    assert np.array_equal(a.image, b.image) and a.steps == b.steps == 3 and a.seed == 5
+    assert c.options.iterations == 10 and c.options.seed == 0
+    many = c.complete_many([(toy_images[2], known)], iterations=3, seed=5)[0]
+    assert np.array_equal(many.image, a.image)
+    with pytest.raises(ValueError, match="iterations"):
+        c.complete(toy_images[2], known, iterations=-1)
+
+
 def test_no_hole_returns_input(toy_model: Model, toy_images) -> None:
     known = np.ones((32, 32), bool)
     out = Completer(toy_model, CompletionOptions(iterations=5)).complete(toy_images[0], known).image
