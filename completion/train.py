@@ -224,62 +224,78 @@ def _malformed(path: Path) -> Iterator[None]:
         raise ModelFileError(f"{path}: checkpoint does not match its config ({e})".splitlines()[0]) from e
 
 
-def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Collection[str] = ()) -> Path:
-    """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files.
-
-    On resume the data, optimisation and network settings come from the checkpoint, except the
-    data folder when opts.data is set (the same images, moved); `given` names the options the user
-    set, so that those the checkpoint overrides are reported."""
+def merge_resume(
+    cfg: ModelConfig, opts: TrainOptions, ckpt: dict[str, Any], ckpt_file: Path, given: Collection[str]
+) -> tuple[ModelConfig, TrainOptions, TrainState]:
+    """The config, options and state a resumed run continues with: the data, optimisation and
+    network settings from the checkpoint, except the data folder when opts.data is set (the same
+    images, moved) and how long and where to run; given options the checkpoint overrides are logged."""
     out = Path(opts.out)
-    ckpt_file = checkpoint_path(out)
-    state = TrainState()
-    ckpt = None
-    wanted_cfg = cfg  # what was asked for; on resume the checkpoint's config wins
-    if resume and ckpt_file.exists():
-        ckpt = load_checkpoint(ckpt_file)
-        with _malformed(ckpt_file):
-            cfg = ModelConfig.from_dict(ckpt["config"])
-            saved = TrainOptions(**ckpt["options"])
-            state = TrainState(**ckpt["state"])
-        # What the data and optimisation were stays fixed; how long and where to run may change.
-        new = ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
-        # How the run is kept and on what precision carry over unless given again.
-        sticky = ("precision", "keep_every")
-        wanted = opts
-        opts = TrainOptions(
-            **{
-                **asdict(saved),
-                **{k: getattr(opts, k) for k in new if k not in sticky or k in given},
-                "out": str(out),
-                "data": opts.data or saved.data,  # a moved data folder may be given anew
-            }
-        )
-        differ = [
-            f"--{k.replace('_', '-')} {getattr(wanted, k)} (checkpoint: {getattr(opts, k)})"
-            for k in sorted(set(given) & set(asdict(opts)) - set(new) - {"data", "out"})
-            if getattr(wanted, k) != getattr(opts, k)
-        ] + [
-            f"--{k.replace('_', '-')} {getattr(wanted_cfg, k)} (checkpoint: {getattr(cfg, k)})"
-            for k in sorted(set(given) & {"image_size", "ngf", "ndf", "crop"})
-            if getattr(wanted_cfg, k) != getattr(cfg, k)
-        ]
-        log.info(
-            "resuming %s at epoch %d: data %s, model and optimisation from the checkpoint; %s",
-            out, state.epoch, opts.data,
-            "ignored, differing from it: " + ", ".join(differ) if differ else "no given option differs",
-        )  # fmt: skip
+    wanted_cfg = cfg  # what was asked for; the checkpoint's config wins
+    with _malformed(ckpt_file):
+        cfg = ModelConfig.from_dict(ckpt["config"])
+        saved = TrainOptions(**ckpt["options"])
+        state = TrainState(**ckpt["state"])
+    # What the data and optimisation were stays fixed; how long and where to run may change.
+    new = ("epochs", "device", "checkpoint_minutes", "progress", "precision", "keep_every")
+    # How the run is kept and on what precision carry over unless given again.
+    sticky = ("precision", "keep_every")
+    wanted = opts
+    opts = TrainOptions(
+        **{
+            **asdict(saved),
+            **{k: getattr(opts, k) for k in new if k not in sticky or k in given},
+            "out": str(out),
+            "data": opts.data or saved.data,  # a moved data folder may be given anew
+        }
+    )
+    differ = [
+        f"--{k.replace('_', '-')} {getattr(wanted, k)} (checkpoint: {getattr(opts, k)})"
+        for k in sorted(set(given) & set(asdict(opts)) - set(new) - {"data", "out"})
+        if getattr(wanted, k) != getattr(opts, k)
+    ] + [
+        f"--{k.replace('_', '-')} {getattr(wanted_cfg, k)} (checkpoint: {getattr(cfg, k)})"
+        for k in sorted(set(given) & {"image_size", "ngf", "ndf", "crop"})
+        if getattr(wanted_cfg, k) != getattr(cfg, k)
+    ]
+    log.info(
+        "resuming %s at epoch %d: data %s, model and optimisation from the checkpoint; %s",
+        out, state.epoch, opts.data,
+        "ignored, differing from it: " + ", ".join(differ) if differ else "no given option differs",
+    )  # fmt: skip
+    return cfg, opts, state
 
-    rank, world, local_rank = _distributed()
-    device = resolve_device(opts.device, local_rank)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
+@dataclass
+class _Nets:
+    """What a run trains: G and D, their optimisers, G's average, and the modules the steps call
+    (the fading wrappers of a grown model, under DDP their wrappers)."""
+
+    G: Generator
+    D: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    G_ema: nn.Module | None
+    G_train: nn.Module
+    D_train: nn.Module
+    D_local: nn.Module
+    grow_bridges: dict[str, torch.Tensor] | None
+
+
+def build_networks(
+    cfg: ModelConfig,
+    opts: TrainOptions,
+    ckpt: dict[str, Any] | None,
+    ckpt_file: Path,
+    device: torch.device,
+    world: int,
+) -> _Nets:
+    """G, D and their optimisers, new (seeded, or grown from --grow-from) or from the checkpoint."""
     torch.manual_seed(opts.seed)  # identical initial weights on every rank
     G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
     if opts.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    precision = resolve_precision(opts.precision, device)
     opt_g, opt_d = make_optimizers(G, D, opts.lr, opts.beta1)
     grow_bridges = None
     if ckpt is not None and ckpt.get("grow") is not None:
@@ -296,8 +312,6 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
     if G_ema is not None and ckpt is not None and ckpt.get("generator_ema") is not None:
         with _malformed(ckpt_file):
             G_ema.load_state_dict(ckpt["generator_ema"])
-    fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
-
     G_train, D_train, D_local = G, D, D
     if grow_bridges is not None:
         g_rgb, d_rgb = (grow_bridges[k].to(device) for k in ("g_rgb", "d_rgb"))
@@ -307,133 +321,193 @@ def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Col
         ids = [device.index] if device.type == "cuda" else None
         G_train = nn.parallel.DistributedDataParallel(G_train, device_ids=ids)
         D_train = nn.parallel.DistributedDataParallel(D_train, device_ids=ids)
+    return _Nets(G, D, opt_g, opt_d, G_ema, G_train, D_train, D_local, grow_bridges)
 
-    files = select_files(Path(opts.data), opts.offset, opts.limit)
-    data = FaceData(files, cfg.image_size, cfg.crop, cache_max_bytes=int(opts.cache_max_gb * (1 << 30)))
-    per_epoch = len(data) // world // opts.batch_size
-    if per_epoch == 0:
-        raise ValueError(
-            f"{opts.data}: {len(data)} images are fewer than one batch of {opts.batch_size} per process"
-        )
-    if grow_bridges is not None and ckpt is None:
-        fit_grown(G, D, grow_bridges, data, opts, device)
 
-    def save(st: TrainState) -> None:
-        if rank != 0:
+class _Run:
+    """One training run's loop: epochs of steps, the running history, timed and per-epoch
+    checkpoints and sample grids. Rank 0 alone writes files."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        opts: TrainOptions,
+        nets: _Nets,
+        data: FaceData,
+        state: TrainState,
+        device: torch.device,
+        precision: str,
+        rank: int,
+        world: int,
+    ) -> None:
+        self.cfg, self.opts, self.nets, self.data, self.state = cfg, opts, nets, data, state
+        self.device, self.precision, self.rank, self.world = device, precision, rank, world
+        self.out = Path(opts.out)
+        self.ckpt_file = checkpoint_path(self.out)
+        self.per_epoch = len(data) // world // opts.batch_size
+        self.fixed_z = torch.rand(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)) * 2 - 1
+        self.last_save = self.t_start = time.monotonic()
+        self.base_wall = state.wall_seconds
+        self.sums = {k: 0.0 for k in ("loss_d", "loss_g", "d_x", "d_gz")}
+        self.n_sum = 0
+
+    def save(self) -> None:
+        if self.rank != 0:
             return
+        n, st = self.nets, self.state
         write_file(
-            ckpt_file,
+            self.ckpt_file,
             {
                 "format": FORMAT,
                 "kind": "checkpoint",
                 "version": CHECKPOINT_VERSION,
-                "config": cfg.to_dict(),
-                "options": asdict(opts),
+                "config": self.cfg.to_dict(),
+                "options": asdict(self.opts),
                 "state": asdict(st),
-                "generator": G.state_dict(),
-                "discriminator": D.state_dict(),
-                "generator_ema": None if G_ema is None else G_ema.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "grow": grow_bridges,
-                "meta": training_meta(opts, st, len(data), device, world),
+                "generator": n.G.state_dict(),
+                "discriminator": n.D.state_dict(),
+                "generator_ema": None if n.G_ema is None else n.G_ema.state_dict(),
+                "opt_g": n.opt_g.state_dict(),
+                "opt_d": n.opt_d.state_dict(),
+                "grow": n.grow_bridges,
+                "meta": training_meta(self.opts, st, len(self.data), self.device, self.world),
             },
         )
 
+    def clock(self) -> None:
+        self.state.wall_seconds = self.base_wall + time.monotonic() - self.t_start
+
+    def step(self, batch: torch.Tensor) -> tuple[dict[str, float], int]:
+        """One step of D and G on a batch; the losses (which must be finite) and the images used."""
+        opts, n, state = self.opts, self.nets, self.state
+        gen = step_generator(opts.seed, state.epoch, self.rank, state.step)
+        real = prepare_batch(batch, gen, self.device, opts.channels_last)
+        z = (torch.rand(real.shape[0], self.cfg.nz, generator=gen) * 2 - 1).to(self.device)
+        if n.grow_bridges is not None:
+            alpha = fade_alpha(state.images_seen, opts.fade_images)
+            for net in (n.G_train, n.D_train):
+                getattr(net, "module", net).alpha = alpha  # under DDP: its module
+        m = train_step(
+            n.G_train, n.D_train, n.D_local, n.opt_g, n.opt_d, real, z, opts.label_smoothing, self.precision
+        )
+        if n.G_ema is not None:
+            ema_update(n.G_ema, n.G, ema_decay(state.images_seen // (opts.batch_size * self.world)))
+        vals = {k: float(v) for k, v in m.items()}
+        if not all(math.isfinite(v) for v in vals.values()):
+            raise TrainingDiverged(
+                f"loss became non-finite at epoch {state.epoch + 1}, batch {state.step + 1} "
+                f"({vals}); the last good checkpoint {self.ckpt_file} is kept"
+            )
+        state.step += 1
+        state.images_seen += real.shape[0] * self.world
+        self.record(vals)
+        return vals, real.shape[0]
+
+    def record(self, vals: dict[str, float]) -> None:
+        """The history: means over every 50 steps and over the epoch's last steps."""
+        state = self.state
+        for k in self.sums:
+            self.sums[k] += vals[k]
+        self.n_sum += 1
+        if self.n_sum == 50 or state.step == self.per_epoch:
+            state.history["images"].append(float(state.images_seen))
+            for k in self.sums:
+                state.history[k].append(self.sums[k] / self.n_sum)
+            self.sums = dict.fromkeys(self.sums, 0.0)
+            self.n_sum = 0
+
+    def epoch(self, stop: _DeferredInterrupt) -> None:
+        opts, state, world = self.opts, self.state, self.world
+        order = self.data.epoch_order(opts.seed, state.epoch, self.rank, world)
+        bar = tqdm(
+            total=self.per_epoch * opts.batch_size * world,
+            initial=state.step * opts.batch_size * world,
+            desc=f"epoch {state.epoch + 1}/{opts.epochs}",
+            unit="img",
+            disable=not opts.progress or self.rank != 0,
+            dynamic_ncols=True,
+        )
+        for batch in self.data.batches(order, opts.batch_size, start=state.step):
+            vals, n_images = self.step(batch)
+            bar.update(n_images * world)
+            bar.set_postfix(
+                D=f"{vals['loss_d']:.3f}",
+                G=f"{vals['loss_g']:.3f}",
+                Dx=f"{vals['d_x']:.2f}",
+                DGz=f"{vals['d_gz']:.2f}",
+            )
+            self.clock()
+            if (
+                opts.checkpoint_minutes > 0
+                and time.monotonic() - self.last_save > opts.checkpoint_minutes * 60
+            ):
+                self.save()
+                self.last_save = time.monotonic()
+            stop.check()
+        bar.close()
+        state.epoch += 1
+        state.step = 0
+        self.clock()
+        self.end_epoch()
+        stop.check()
+
+    def end_epoch(self) -> None:
+        """The epoch's sample grid (from G's average, when kept), checkpoint and kept copy."""
+        n, state = self.nets, self.state
+        if self.rank == 0:
+            shown = n.G if n.G_ema is None else recompute_batch_norm(copy.deepcopy(n.G_ema), self.cfg.nz)
+            shown.eval()
+            with torch.no_grad():
+                grid = shown(self.fixed_z.to(self.device)).cpu()
+            n.G.train()
+            save_grid(self.out / f"samples_epoch_{state.epoch:03d}.png", grid)
+        self.save()
+        if self.rank == 0 and self.opts.keep_every and state.epoch % self.opts.keep_every == 0:
+            shutil.copyfile(self.ckpt_file, self.out / f"checkpoint_epoch_{state.epoch:03d}.pt")
+        self.last_save = time.monotonic()
+
+
+def train(cfg: ModelConfig, opts: TrainOptions, resume: bool = False, given: Collection[str] = ()) -> Path:
+    """Train (or resume) a DCGAN; returns the checkpoint path. Rank 0 alone writes files.
+
+    On resume the data, optimisation and network settings come from the checkpoint, except the
+    data folder when opts.data is set (the same images, moved); `given` names the options the user
+    set, so that those the checkpoint overrides are reported (merge_resume)."""
+    ckpt_file = checkpoint_path(Path(opts.out))
+    state, ckpt = TrainState(), None
+    if resume and ckpt_file.exists():
+        ckpt = load_checkpoint(ckpt_file)
+        cfg, opts, state = merge_resume(cfg, opts, ckpt, ckpt_file, given)
+    rank, world, local_rank = _distributed()
+    device = resolve_device(opts.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    precision = resolve_precision(opts.precision, device)  # refused before anything is built
+    nets = build_networks(cfg, opts, ckpt, ckpt_file, device, world)
+    files = select_files(Path(opts.data), opts.offset, opts.limit)
+    data = FaceData(files, cfg.image_size, cfg.crop, cache_max_bytes=int(opts.cache_max_gb * (1 << 30)))
+    if len(data) // world // opts.batch_size == 0:
+        raise ValueError(
+            f"{opts.data}: {len(data)} images are fewer than one batch of {opts.batch_size} per process"
+        )
+    if nets.grow_bridges is not None and ckpt is None:
+        fit_grown(nets.G, nets.D, nets.grow_bridges, data, opts, device)
+    run = _Run(cfg, opts, nets, data, state, device, precision, rank, world)
     if rank == 0:
-        ensure_folder(out)
+        ensure_folder(run.out)
         log.info(
             "training on %d images (%s), %d batches/epoch x %d process(es), device %s, %s%s",
-            len(data),
-            opts.data,
-            per_epoch,
-            world,
-            device,
-            precision,
-            ", EMA of G" if G_ema is not None else "",
-        )
-    last_save = time.monotonic()
-    t_start = time.monotonic()
-    base_wall = state.wall_seconds
-    sums = {k: 0.0 for k in ("loss_d", "loss_g", "d_x", "d_gz")}
-    n_sum = 0
+            len(data), opts.data, run.per_epoch, world, device, precision,
+            ", EMA of G" if nets.G_ema is not None else "",
+        )  # fmt: skip
     # Ctrl-C takes effect between steps, so the checkpoint written on the way out is consistent.
     stop = _DeferredInterrupt(enabled=world == 1)
     try:
         while state.epoch < opts.epochs:
-            order = data.epoch_order(opts.seed, state.epoch, rank, world)
-            bar = tqdm(
-                total=per_epoch * opts.batch_size * world,
-                initial=state.step * opts.batch_size * world,
-                desc=f"epoch {state.epoch + 1}/{opts.epochs}",
-                unit="img",
-                disable=not opts.progress or rank != 0,
-                dynamic_ncols=True,
-            )
-            for batch in data.batches(order, opts.batch_size, start=state.step):
-                gen = step_generator(opts.seed, state.epoch, rank, state.step)
-                real = prepare_batch(batch, gen, device, opts.channels_last)
-                z = (torch.rand(real.shape[0], cfg.nz, generator=gen) * 2 - 1).to(device)
-                if grow_bridges is not None:
-                    alpha = fade_alpha(state.images_seen, opts.fade_images)
-                    for net in (G_train, D_train):
-                        getattr(net, "module", net).alpha = alpha  # under DDP: its module
-                m = train_step(
-                    G_train, D_train, D_local, opt_g, opt_d, real, z, opts.label_smoothing, precision
-                )
-                if G_ema is not None:
-                    ema_update(G_ema, G, ema_decay(state.images_seen // (opts.batch_size * world)))
-                vals = {k: float(v) for k, v in m.items()}
-                if not all(math.isfinite(v) for v in vals.values()):
-                    raise TrainingDiverged(
-                        f"loss became non-finite at epoch {state.epoch + 1}, batch {state.step + 1} "
-                        f"({vals}); the last good checkpoint {ckpt_file} is kept"
-                    )
-                state.step += 1
-                state.images_seen += real.shape[0] * world
-                for k in sums:
-                    sums[k] += vals[k]
-                n_sum += 1
-                if n_sum == 50 or state.step == per_epoch:
-                    state.history["images"].append(float(state.images_seen))
-                    for k in sums:
-                        state.history[k].append(sums[k] / n_sum)
-                    sums = dict.fromkeys(sums, 0.0)
-                    n_sum = 0
-                bar.update(real.shape[0] * world)
-                bar.set_postfix(
-                    D=f"{vals['loss_d']:.3f}",
-                    G=f"{vals['loss_g']:.3f}",
-                    Dx=f"{vals['d_x']:.2f}",
-                    DGz=f"{vals['d_gz']:.2f}",
-                )
-                state.wall_seconds = base_wall + time.monotonic() - t_start
-                if (
-                    opts.checkpoint_minutes > 0
-                    and time.monotonic() - last_save > opts.checkpoint_minutes * 60
-                ):
-                    save(state)
-                    last_save = time.monotonic()
-                stop.check()
-            bar.close()
-            state.epoch += 1
-            state.step = 0
-            state.wall_seconds = base_wall + time.monotonic() - t_start
-            if rank == 0:
-                shown = G if G_ema is None else recompute_batch_norm(copy.deepcopy(G_ema), cfg.nz)
-                shown.eval()
-                with torch.no_grad():
-                    grid = shown(fixed_z.to(device)).cpu()
-                G.train()
-                save_grid(out / f"samples_epoch_{state.epoch:03d}.png", grid)
-            save(state)
-            if rank == 0 and opts.keep_every and state.epoch % opts.keep_every == 0:
-                shutil.copyfile(ckpt_file, out / f"checkpoint_epoch_{state.epoch:03d}.pt")
-            last_save = time.monotonic()
-            stop.check()
+            run.epoch(stop)
     except KeyboardInterrupt:
-        state.wall_seconds = base_wall + time.monotonic() - t_start
-        save(state)
+        run.clock()
+        run.save()
         if rank == 0:
             log.warning("interrupted: checkpoint written to %s; rerun with --resume to continue", ckpt_file)
         raise
