@@ -38,14 +38,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .complete import Completer, Completion
 from .errors import CompletionError
 from .imageio import (
-    image_mode,
-    in_source_mode,
     is_image_path,
     join_rel,
     load_gray,
     output_error,
-    save_image,
-    source_meta,
+    same_file,
+    save_like_source,
     stale_temp_target,
     temp_prefix,
     walk_images,
@@ -307,13 +305,6 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
-def _same_file(a: Path, b: Path | None) -> bool:
-    try:
-        return b is not None and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _message(job_image: Path, e: BaseException) -> str:
     """The error's text without a leading '<image path>: ' (the log line names the image)."""
     msg = str(e)
@@ -416,7 +407,7 @@ def run_batch(
             out = out_dir / job.output
             stale.remove_for(out)
             if out.exists():
-                if _same_file(out, job.image) or _same_file(out, job.mask or mask):
+                if same_file(out, job.image) or same_file(out, job.mask or mask):
                     run.record(job.rel, "failed", error=f"output {out} is an input file", image=job.image)
                 elif overwrite:
                     pending.append((job, out))
@@ -434,8 +425,7 @@ def run_batch(
             return load_pair(job.image, job.mask if own else mask, None if own else mask_type, convention)
 
         def save(job: Job, out: Path, image: np.ndarray) -> None:
-            mode = image_mode(job.image)
-            save_image(out, in_source_mode(image, mode), meta=source_meta(job.image, mode))
+            save_like_source(out, image, job.image)
 
         with (
             logging_redirect_tqdm(),

@@ -17,7 +17,7 @@ from . import __version__
 from .bundle import DEFAULT_NAME, SHIPPED, load_model, model_path
 from .config import SEED_MAX, ModelConfig, parse_crop
 from .errors import CompletionError
-from .imageio import check_writable
+from .imageio import check_writable, same_file
 from .options import DEVICES, CompletionOptions, EncoderOptions, TrainOptions, public_fields
 from .text import plural
 
@@ -224,7 +224,7 @@ def export(checkpoint: Path, out: Path) -> None:
 
     if checkpoint.is_dir():
         checkpoint = checkpoint_path(checkpoint)
-    if _same_file(out, checkpoint):
+    if same_file(out, checkpoint):
         raise click.UsageError(f"--out {out} would overwrite the checkpoint")
     run_export(checkpoint, out)
     log.info("wrote %s", out)
@@ -367,13 +367,6 @@ def _box_option(ctx: click.Context, param: click.Parameter, value: str | None): 
         raise click.BadParameter(str(e)) from None
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 @main.command()
 @click.option("--image", required=True, type=click.Path(path_type=Path), help="Image to complete.")
 @click.option(
@@ -434,11 +427,7 @@ def complete(
     other photo has its faces found (or one given by --box or picked by --face), each framed as
     in training by its landmarks; every face with a hole is completed and pasted back into the
     hole at full resolution. A --mask-type is drawn on each face."""
-    import numpy as np
-
-    from .imageio import atomic_write, image_mode, in_source_mode, save_image, source_meta
     from .inputs import load_pair
-    from .photo import resize
 
     if mask is not None and mask_type is not None:
         raise click.UsageError("give either --mask or --mask-type, not both")
@@ -446,7 +435,7 @@ def complete(
         raise click.UsageError("--save-steps and --steps-dir go together")
     if sum((box is not None, aligned, face is not None)) > 1:
         raise click.UsageError("give at most one of --box, --face and --aligned")
-    if _same_file(out, image) or (mask is not None and _same_file(out, mask)):
+    if same_file(out, image) or (mask is not None and same_file(out, mask)):
         raise click.UsageError(f"--out {out} would overwrite an input file")
     check_writable(out)  # before the model loads and the search runs, not after
     if steps_dir is not None:
@@ -466,39 +455,49 @@ def complete(
         every=save_steps or 0,
     )  # fmt: skip
     if steps and res.crop is not None:
-        from PIL import Image
-
-        from .grid import to_uint8
-
-        m = res.known[..., None]
-        frames = [(it, np.where(m, res.crop, to_uint8(g))) for it, g in steps]
-        for it, frame in frames:
-            save_image(steps_dir / f"step_{it:05d}.png", frame)
-        gif = [Image.fromarray(resize(f, 128)) for _, f in frames]
-        atomic_write(
-            steps_dir / "steps.gif",
-            lambda tmp: gif[0].save(
-                tmp, format="GIF", save_all=True, append_images=gif[1:], duration=80, loop=0
-            ),
-        )
-
-    def write(res, path: Path) -> None:  # noqa: ANN001
-        if concat and res.crop is not None:
-            from .photo import crop_to_model
-
-            masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
-            completed = crop_to_model(res.image, res.framing)
-            save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
-        else:
-            mode = image_mode(image)
-            save_image(path, in_source_mode(res.image, mode), quality=quality, meta=source_meta(image, mode))
-
-    write(res, out)
+        _write_steps(steps_dir, res, steps)
+    _write_completion(res, out, image, concat, quality)
     log.info("wrote %s (loss %.2f, %d steps, seed %d)", out, res.loss, res.steps, res.seed)
     for rank, cand in enumerate(res.candidates, 1):
         path = out.with_name(f"{out.stem}.seed{cand.seed}{out.suffix}")
-        write(cand, path)
+        _write_completion(cand, path, image, concat, quality)
         log.info("candidate %d: seed %d, loss %.2f -> %s", rank, cand.seed, cand.loss, path)
+
+
+def _write_steps(steps_dir: Path, res, steps: list) -> None:  # noqa: ANN001
+    """--save-steps: each kept G(z) with the known pixels, as PNG frames and an animated GIF."""
+    import numpy as np
+    from PIL import Image
+
+    from .grid import to_uint8
+    from .imageio import atomic_write, save_image
+    from .photo import resize
+
+    m = res.known[..., None]
+    frames = [(it, np.where(m, res.crop, to_uint8(g))) for it, g in steps]
+    for it, frame in frames:
+        save_image(steps_dir / f"step_{it:05d}.png", frame)
+    gif = [Image.fromarray(resize(f, 128)) for _, f in frames]
+    atomic_write(
+        steps_dir / "steps.gif",
+        lambda tmp: gif[0].save(tmp, format="GIF", save_all=True, append_images=gif[1:], duration=80, loop=0),
+    )
+
+
+def _write_completion(res, path: Path, source: Path, concat: bool, quality: int | None) -> None:  # noqa: ANN001
+    """The completed image like its source (--concat: input | masked | G(z*) | completed)."""
+    import numpy as np
+
+    from .imageio import save_image, save_like_source
+
+    if concat and res.crop is not None:
+        from .photo import crop_to_model
+
+        masked = np.where(res.known[..., None], res.crop, 128).astype(np.uint8)
+        completed = crop_to_model(res.image, res.framing)
+        save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
+    else:
+        save_like_source(path, res.image, source, quality=quality)
 
 
 @main.command()

@@ -370,6 +370,24 @@ def save_image(
     atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
 
 
+def save_like_source(path: Path, rgb: np.ndarray, source: Path, quality: int | None = None) -> None:
+    """Save a completion of the image file `source` as that file was: grey sources grey, with its
+    ICC profile, EXIF and dpi where the output format holds them (the one rule for every output)."""
+    mode = image_mode(source)
+    save_image(path, in_source_mode(rgb, mode), quality=quality, meta=source_meta(source, mode))
+
+
+def same_file(a: Path, b: Path | None) -> bool:
+    """Whether writing `a` would replace the file `b`: the same path once resolved, or (both
+    existing) the same file under another name (a hard link)."""
+    if b is None:
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def source_meta(path: Path, mode: str | None = None) -> dict:
     """What an output made from the image at `path` keeps of it: the ICC profile (when it fits
     the output's colours: grey for grey sources, RGB otherwise), the EXIF data with the orientation

@@ -441,8 +441,14 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
         description='Fill holes in face photos with a DCGAN. Errors are JSON {"error": "<one line>"}.',
     )
     app.state.worker = worker
-    samples = sample_files()
-    default_iterations = completer.options.iterations
+    _add_error_handlers(app)
+    _add_pages(app, completer, worker, max_upload)
+    _add_work(app, completer, _Gate(worker), max_upload)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error, FastAPI's own included, as {"error": "<one line>"}."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -454,8 +460,16 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
 
-    async def in_worker(request: Request, work: Callable[[Upload], T], reader: Callable) -> T | Response:
-        """Admit, read the upload, run `work` in the worker; ApiErrors become JSON responses."""
+
+class _Gate:
+    """The way into the worker: admit, read the upload, run the work there; ApiErrors and library
+    errors become JSON responses."""
+
+    def __init__(self, worker: ModelWorker) -> None:
+        self.worker = worker
+
+    async def run(self, request: Request, work: Callable[[Any], T], reader: Callable) -> T | Response:
+        worker = self.worker
         try:
             worker.admit()
         except QueueFull:
@@ -477,6 +491,11 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
             if not submitted:
                 worker.release()
 
+
+def _add_pages(app: FastAPI, completer: Completer, worker: ModelWorker, max_upload: int) -> None:
+    """The page, /api/health and the bundled pictures: nothing that runs the model."""
+    pictures = sample_files()
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         html = (resources.files("completion") / "web" / "index.html").read_text(encoding="utf-8")
@@ -492,12 +511,43 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
             "model": completer.model.path.name if completer.model.path else None,
             "image_size": cfg.image_size,
             "device": str(completer.model.device),
-            "iterations": default_iterations,
+            "iterations": completer.options.iterations,
             "queue": {"admitted": worker.admitted, "capacity": worker.capacity},
             "last_seconds": round(worker.last_seconds, 3),
             "max_upload_bytes": max_upload,
             "max_samples": MAX_SAMPLES,
         }
+
+    @app.get("/api/samples")
+    async def sample_list() -> dict[str, list[str]]:
+        """The bundled sample pictures the page offers."""
+        return {"samples": list(pictures)}
+
+    @app.get("/api/samples/{name}", responses={200: {"content": {"image/png": {}}}})
+    async def sample(name: str) -> Response:
+        """One bundled sample picture, by its name in /api/samples (no other file can be asked for)."""
+        if name not in pictures:
+            return _error(404, f"no sample named {name!r}; see /api/samples")
+        return Response(pictures[name], media_type="image/png")
+
+
+FACES_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+def _add_work(app: FastAPI, completer: Completer, gate: _Gate, max_upload: int) -> None:
+    """/api/complete and /api/faces, which run in the model worker."""
+    default_iterations = completer.options.iterations
 
     @app.post(
         "/api/complete",
@@ -515,7 +565,7 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
             fmt["fmt"] = job.fmt
             return job
 
-        out = await in_worker(request, lambda job: run_job(completer, job), reader)
+        out = await gate.run(request, lambda job: run_job(completer, job), reader)
         if isinstance(out, Response):
             return out
         if fmt["fmt"] == "png":
@@ -527,39 +577,9 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
             c["png"] = base64.b64encode(c["png"]).decode("ascii")
         return JSONResponse(out)
 
-    @app.post(
-        "/api/faces",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["image"],
-                            "properties": {"image": {"type": "string", "format": "binary"}},
-                        }
-                    }
-                },
-            }
-        },
-    )
+    @app.post("/api/faces", openapi_extra={"requestBody": FACES_BODY})
     async def faces(request: Request) -> Response:
         """The faces OpenCV finds in an image: {"width", "height", "faces": [{"x", "y", "w", "h"}]},
         largest first. Any of them can be sent back as `box` to /api/complete."""
-        out = await in_worker(request, lambda up: face_boxes(up.image), lambda r: read_upload(r, max_upload))
+        out = await gate.run(request, lambda up: face_boxes(up.image), lambda r: read_upload(r, max_upload))
         return out if isinstance(out, Response) else JSONResponse(out)
-
-    @app.get("/api/samples")
-    async def sample_list() -> dict[str, list[str]]:
-        """The bundled sample pictures the page offers."""
-        return {"samples": list(samples)}
-
-    @app.get("/api/samples/{name}", responses={200: {"content": {"image/png": {}}}})
-    async def sample(name: str) -> Response:
-        """One bundled sample picture, by its name in /api/samples (no other file can be asked for)."""
-        if name not in samples:
-            return _error(404, f"no sample named {name!r}; see /api/samples")
-        return Response(samples[name], media_type="image/png")
-
-    return app
