@@ -401,20 +401,7 @@ def run_batch(
         for f in failures:
             run.record(f.rel, f.status, error=f.error, image=f.image)
 
-        stale = _StaleTemps()
-        pending: list[tuple[Job, Path]] = []
-        for job in jobs:
-            out = out_dir / job.output
-            stale.remove_for(out)
-            if out.exists():
-                if same_file(out, job.image) or same_file(out, job.mask or mask):
-                    run.record(job.rel, "failed", error=f"output {out} is an input file", image=job.image)
-                elif overwrite:
-                    pending.append((job, out))
-                else:
-                    run.record(job.rel, "exists", output=out)
-            else:
-                pending.append((job, out))
+        pending = _pending(jobs, out_dir, overwrite, mask, run)
         if run.stats.skipped_existing:
             log.info(
                 "%d outputs exist already: skipped (--overwrite redoes them)", run.stats.skipped_existing
@@ -452,6 +439,29 @@ def run_batch(
             "ignored": s.ignored, "seconds": round(s.seconds, 3),
         })  # fmt: skip
     return s
+
+
+def _pending(
+    jobs: Iterable[Job], out_dir: Path, overwrite: bool, mask: Path | None, run: _Run
+) -> list[tuple[Job, Path]]:
+    """The jobs to run, each with its output path; outputs that exist are skipped (or redone with
+    overwrite), an output that is an input file fails, and temporary files of an interrupted run
+    are removed."""
+    stale = _StaleTemps()
+    pending: list[tuple[Job, Path]] = []
+    for job in jobs:
+        out = out_dir / job.output
+        stale.remove_for(out)
+        if out.exists():
+            if same_file(out, job.image) or same_file(out, job.mask or mask):
+                run.record(job.rel, "failed", error=f"output {out} is an input file", image=job.image)
+            elif overwrite:
+                pending.append((job, out))
+            else:
+                run.record(job.rel, "exists", output=out)
+        else:
+            pending.append((job, out))
+    return pending
 
 
 def _process(completer, pending, batch_size, pool, load, save, run: _Run) -> None:  # noqa: ANN001
