@@ -16,6 +16,7 @@ from .bundle import Model
 from .device import resolve_precision
 from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
+from .grid import to_pixels, to_signed
 from .models import fold_batch_norm
 from .options import CompletionOptions
 from .photo import (
@@ -226,9 +227,9 @@ class Completer:
         k = self.options.samples
         m = torch.stack([torch.from_numpy(f.known.astype(np.float32))[None] for f in faces])
         y = torch.stack([torch.from_numpy(f.view.astype(np.float32)).permute(2, 0, 1) for f in faces])
-        y = (y / 127.5 - 1) * m  # the hole's old content never reaches the optimisation
+        y = to_signed(y) * m  # the hole's old content never reaches the optimisation
         opt = self.optimise(y.repeat_interleave(k, 0), m.repeat_interleave(k, 0), callback, every, seeds)
-        gens = (opt.generated.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+        gens = to_pixels(opt.generated)
         return opt, gens.permute(0, 2, 3, 1).numpy()
 
     def _assemble(

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .bundle import Model, save_model
 from .data import FaceData, select_files
 from .device import resolve_precision
+from .grid import to_signed
 from .masks import make_mask
 from .models import Encoder
 from .options import EncoderOptions
@@ -76,7 +77,7 @@ def train_encoder(model: Model, opts: EncoderOptions) -> Encoder:
         with torch.no_grad(), autocast:
             fake = G(z).float()
         idx = torch.randint(0, len(data.cache), (opts.batch_size - half,), generator=gen)
-        real = data.cache[idx].to(device).float() / 127.5 - 1
+        real = to_signed(data.cache[idx].to(device).float())
         flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
         real = torch.where(flip[:, None, None, None], real.flip(3), real)
         x = torch.cat([fake, real])

@@ -25,6 +25,7 @@ from torch import nn
 
 from .bundle import write_file
 from .errors import ModelFileError
+from .grid import to_signed
 from .photo import Framing, crop_to_model
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "weights" / "framer.pt"
@@ -83,7 +84,7 @@ def view_of(framing: Framing, config: FramerConfig) -> Framing:
 def to_input(views: list[np.ndarray]) -> torch.Tensor:
     """uint8 HxWx3 views -> the network's (N, 3, H, W) input in [-1, 1]."""
     x = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).float()
-    return x / 127.5 - 1
+    return to_signed(x)
 
 
 def correct(framing: Framing, out: np.ndarray, config: FramerConfig) -> Framing:

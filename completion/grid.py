@@ -11,9 +11,19 @@ import torch
 from .imageio import save_image
 
 
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """Pixel values in [0, 255] -> the networks' [-1, 1] (one rule for every input)."""
+    return x / 127.5 - 1
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """The networks' [-1, 1] -> float pixel values in [0, 255] on the CPU (clamped first)."""
+    return (x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N,C,H,W) or (C,H,W) in [-1, 1] -> (N,H,W,C) or (H,W,C) uint8."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x = to_pixels(x).round().to(torch.uint8)
     return x.movedim(-3, -1).numpy()
 
 
