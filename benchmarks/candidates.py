@@ -15,40 +15,27 @@ Reports, per mask type and setting:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
-import torch
-from common import SHARED
+from common import face_parser, validation_faces
+from common import start as start_benchmark
 
-from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
-from completion.data import select_files
-from completion.evaluate import blank_holes, load_faces
+from completion.evaluate import blank_holes
 from completion.masks import make_mask
 from completion.metrics import psnr
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=default_model_path())
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
-    ap.add_argument("--mask-types", default="center,eyes,left")
+    ap = face_parser(__doc__, 32, "center,eyes,left", 16, "faces per batch (times --samples rows)")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--spreads", default="0.25,0.5,1.0,random")
-    ap.add_argument("--batch-size", type=int, default=16, help="faces per batch (times --samples rows)")
-    ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    args, model = start_benchmark(ap)
     size = model.config.image_size
-    faces = load_faces(select_files(SHARED, args.offset, args.n), size, model.config.crop)
+    faces = validation_faces(args, model)
     k = args.samples
     print(f"{len(faces)} validation faces from #{args.offset + 1}, {k} candidates each")
     print(

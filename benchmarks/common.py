@@ -1,11 +1,17 @@
 """What the benchmarks share: where the validation faces are, and the mask types they cover."""
 
+import argparse
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from completion.bundle import Model, default_model_path, load_model
+from completion.data import select_files
 from completion.masks import ALL_MASK_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,6 +20,40 @@ SHARED = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_align_cele
 JUDGE = SHARED.parents[2] / "tools" / "face_judge.py"
 # Every mask type of the completion issue, in the order the README tables use.
 MASK_TYPES = ",".join(ALL_MASK_TYPES)
+
+
+def face_parser(
+    doc: str, n: int, mask_types: str, batch_size: int = 64, batch_help: str | None = None
+) -> argparse.ArgumentParser:
+    """The options every benchmark on validation faces takes: --model, --n, --offset, --mask-types,
+    --batch-size and --threads (each script adds its own)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--n", type=int, default=n)
+    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
+    ap.add_argument("--mask-types", default=mask_types)
+    ap.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
+    ap.add_argument("--threads", type=int, default=0)
+    return ap
+
+
+def start(ap: argparse.ArgumentParser) -> tuple[argparse.Namespace, Model]:
+    """Parse the arguments, set torch's threads, load the model."""
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args, load_model(args.model)
+
+
+def validation_files(args: argparse.Namespace) -> list[Path]:
+    return select_files(SHARED, args.offset, args.n)
+
+
+def validation_faces(args: argparse.Namespace, model: Model) -> list[np.ndarray]:
+    """The --n validation faces from --offset, at the model's size and crop."""
+    from completion.evaluate import load_faces
+
+    return load_faces(validation_files(args), model.config.image_size, model.config.crop)
 
 
 def median_single_seconds(completer, items) -> float:  # noqa: ANN001

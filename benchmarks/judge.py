@@ -14,36 +14,23 @@ The judge measures only: nothing here feeds back into training or any default.
 
 from __future__ import annotations
 
-import argparse
 import re
 import tempfile
 from pathlib import Path
 
-import torch
-from common import SHARED, face_judge
+from common import SHARED, face_judge, face_parser, start, validation_files
 
-from completion.bundle import default_model_path, load_model
 from completion.complete import Completer
-from completion.data import select_files
 from completion.evaluate import blank_holes, load_images
 from completion.imageio import save_image
 from completion.photo import Framing, draw_mask_type
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=default_model_path())
-    ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
-    ap.add_argument("--mask-types", default="center,left")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    ap = face_parser(__doc__, 500, "center,left")
+    args, model = start(ap)
     completer = Completer(model)
-    files = select_files(SHARED, args.offset, args.n)
+    files = validation_files(args)
     faces = load_images(files)
     size, crop = model.config.image_size, model.config.crop
     framings = [Framing.aligned(f.shape[1], f.shape[0], size, crop) for f in faces]

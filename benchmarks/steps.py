@@ -11,40 +11,26 @@ one-image calls (where an early stop saves time: a batch runs until its slowest 
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
-import torch
-from common import MASK_TYPES, SHARED, median_single_seconds
+from common import MASK_TYPES, face_parser, median_single_seconds, start, validation_faces
 
-from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
-from completion.data import select_files
-from completion.evaluate import blank_holes, load_faces, score
+from completion.evaluate import blank_holes, score
 from completion.masks import make_mask
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=default_model_path())
-    ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--offset", type=int, default=9000, help="first validation image (0-based)")
-    ap.add_argument("--mask-types", default=MASK_TYPES)
+    ap = face_parser(__doc__, 64, MASK_TYPES)
     ap.add_argument(
         "--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM],..."
     )
     ap.add_argument("--patience", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--singles", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    args, model = start(ap)
     size = model.config.image_size
-    faces = load_faces(select_files(SHARED, args.offset, args.n), size, model.config.crop)
+    faces = validation_faces(args, model)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
     print("| mask | iterations | early stop | λ | PSNR | PSNR hole | SSIM | mean steps | s (single) |")
