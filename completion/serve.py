@@ -56,7 +56,7 @@ QUEUE_SIZE = 8
 MAX_SAMPLES = 8
 MAX_ITERATIONS = 1000
 # Bundled pictures the page offers; the only files a client can ask for, by these names.
-SAMPLES = ("face_01.png", "face_02.png", "face_03.png", "face_04.png", "photo.png")
+PICTURES = ("face_01.png", "face_02.png", "face_03.png", "face_04.png", "photo.png")
 
 T = TypeVar("T")
 
@@ -258,9 +258,9 @@ def _to_box(raw: object) -> Box:
 
 
 FORMATS = ("auto", "png", "json")
-Samples = _api_int("samples", MAX_SAMPLES)
-Seed = _api_int("seed")
-Iterations = _api_int("iterations", MAX_ITERATIONS)
+_SamplesField = _api_int("samples", MAX_SAMPLES)
+_SeedField = _api_int("seed")
+_IterationsField = _api_int("iterations", MAX_ITERATIONS)
 
 
 class CompleteRequest(BaseModel):
@@ -275,9 +275,9 @@ class CompleteRequest(BaseModel):
         Field(description="a generated mask instead: center, left, eyes, random:0.8, ..."),
     ] = None
     mask_convention: Annotated[Literal[CONVENTIONS], _choice("mask_convention", CONVENTIONS)] = "white-hole"
-    samples: Samples = 1
-    seed: Seed = 0
-    iterations: Iterations | None = Field(None, description="Adam steps on z (default: the server's).")
+    samples: _SamplesField = 1
+    seed: _SeedField = 0
+    iterations: _IterationsField | None = Field(None, description="Adam steps on z (default: the server's).")
     box: Annotated[
         Box | None,
         BeforeValidator(_to_box),
@@ -386,10 +386,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-def sample_files() -> dict[str, bytes]:
+def picture_files() -> dict[str, bytes]:
     """The bundled pictures, by name (package data)."""
     folder = resources.files("completion") / "web" / "samples"
-    return {name: (folder / name).read_bytes() for name in SAMPLES if (folder / name).is_file()}
+    return {name: (folder / name).read_bytes() for name in PICTURES if (folder / name).is_file()}
 
 
 def _complete_body() -> dict[str, Any]:
@@ -494,7 +494,7 @@ class _Gate:
 
 def _add_pages(app: FastAPI, completer: Completer, worker: ModelWorker, max_upload: int) -> None:
     """The page, /api/health and the bundled pictures: nothing that runs the model."""
-    pictures = sample_files()
+    pictures = picture_files()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
