@@ -98,6 +98,23 @@ def check(obj: object) -> None:
 SEED_HELP = "Seed of the random starts, the candidates and random mask types."
 
 
+# Options that several dataclasses share, declared once (each call is a new field).
+def _seed(help: str | None = None) -> Any:  # noqa: ANN401 - a dataclass field
+    return option(0, help, low=0, high=SEED_MAX)
+
+
+def _offset() -> Any:  # noqa: ANN401
+    return option(0, "Skip the first N images (sorted).", low=0)
+
+
+def _limit() -> Any:  # noqa: ANN401
+    return option(None, "Use at most N images.", low=1)
+
+
+def _batch_size(default: int) -> Any:  # noqa: ANN401
+    return option(default, low=2)
+
+
 @dataclass(frozen=True)
 class CompletionOptions:
     """Every knob of the optimisation; defaults are the measured best (see README)."""
@@ -141,7 +158,7 @@ class CompletionOptions:
         "where they are emulated; auto: bf16 where native, else fp32).",
         choices=PRECISIONS,
     )
-    seed: int = option(0, SEED_HELP, low=0, high=SEED_MAX)
+    seed: int = _seed(SEED_HELP)
     # Early stop: end the search once, for `patience` steps, no image's loss has improved by more
     # than this fraction of its best. 0 runs every iteration.
     early_stop: float = option(
@@ -182,13 +199,13 @@ class TrainOptions:
     data: str
     out: str
     epochs: int = option(25, low=1)
-    batch_size: int = option(64, low=2)
+    batch_size: int = _batch_size(64)
     lr: float = option(2e-4, low=0, low_open=True)
     beta1: float = 0.5
-    seed: int = option(0, low=0, high=SEED_MAX)
+    seed: int = _seed()
     # use files[offset:offset+limit] of the sorted image list
-    offset: int = option(0, "Skip the first N images (sorted).", low=0)
-    limit: int | None = option(None, "Use at most N images.", low=1)
+    offset: int = _offset()
+    limit: int | None = _limit()
     # one-sided: the real target is 1 - label_smoothing
     label_smoothing: float = option(0.0, low=0, high=0.5)
     device: str = option("auto", choices=DEVICES)
@@ -222,13 +239,13 @@ class EncoderOptions:
     """Training the encoder (`completion train-encoder`)."""
 
     data: str
-    offset: int = option(0, "Skip the first N images (sorted).", low=0)
-    limit: int | None = option(None, "Use at most N images.", low=1)
+    offset: int = _offset()
+    limit: int | None = _limit()
     steps: int = option(3000, low=1)
-    batch_size: int = option(64, low=2)
+    batch_size: int = _batch_size(64)
     lr: float = 1e-3
     z_weight: float = 1.0
-    seed: int = option(0, low=0, high=SEED_MAX)
+    seed: int = _seed()
     progress: bool = True
     precision: str = "auto"  # as in training: bf16 autocast only where the hardware has it
 
