@@ -150,10 +150,11 @@ def train_options(fn):  # noqa: ANN001, ANN201 - decorator
         *click_options(TrainOptions),
         click.option(
             "--grow-from",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            type=click.Path(path_type=Path, dir_okay=False),
             default=None,
-            help="Start from a model of half the size (e.g. the shipped 64-px one): its layers are reused "
-            "and one new block at the top is faded in (image size and widths follow from it).",
+            help="Start from a model of half the size (a bundle, or a shipped model's name, e.g. "
+            "celeba64): its layers are reused and one new block at the top is faded in (image size "
+            "and widths follow from it).",
         ),
         click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt exactly."),
         click.option("--no-progress", is_flag=True),
@@ -194,6 +195,7 @@ def train(
         from .bundle import read_file
         from .grow import grown_config
 
+        grow_from = model_path(grow_from)
         grown = grown_config(ModelConfig.from_dict(read_file(grow_from, "model")["config"]))
         keep = {k: getattr(cfg, k) for k in ("image_size", "ngf", "ndf", "crop") if k in given}
         cfg = ModelConfig(**{**grown.to_dict(), **keep})

@@ -142,3 +142,23 @@ def test_grow_from_a_model_of_another_shape_is_refused(
     )  # fmt: skip
     with pytest.raises(ValueError, match="grows into"):
         train(ModelConfig(image_size=64, ngf=16, ndf=8), opts)
+
+
+def test_cli_grows_from_a_shipped_name_or_a_file(small_model: Path, tiny_faces: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from completion.bundle import SHIPPED
+    from completion.cli import main
+
+    r = CliRunner().invoke(
+        main,
+        ["train", "--data", str(tiny_faces), "--out", str(tmp_path / "run"), "--grow-from", str(small_model),
+         "--epochs", "1", "--batch-size", "8", "--fade-images", "16", "--no-progress", "--device", "cpu"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ckpt = read_file(tmp_path / "run" / "checkpoint.pt", "checkpoint")
+    assert ckpt["config"]["image_size"] == 64 and ckpt["grow"] is not None
+    r = CliRunner().invoke(main, ["train", "--data", str(tiny_faces), "--out", str(tmp_path / "r2"),
+                                  "--grow-from", "no-such-model.pt", "--epochs", "1"])  # fmt: skip
+    assert r.exit_code == 1 and "no-such-model.pt" in r.stderr
+    assert "celeba64" in SHIPPED
