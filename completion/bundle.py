@@ -128,7 +128,9 @@ def save_model(
     )
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> Model:
+def load_model(path: Path | str, device: str | torch.device = "cpu") -> Model:
+    """A model bundle from a file, or a shipped model by name (model_path)."""
+    path = model_path(path)
     obj = read_file(path, "model")
     try:
         cfg = ModelConfig.from_dict(obj["config"])
