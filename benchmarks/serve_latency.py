@@ -5,7 +5,7 @@ Starts `completion serve` in a subprocess, warms it with two requests of each ki
 finding, 50-step search, blending, PNG encoding, download) and prints the median and the worst,
 and the median CPU time the server spent per request.
 
-    python benchmarks/serve_latency.py --n 10 --threads 2
+    python benchmarks/serve_latency.py --n 10 --threads 2 [--model celeba128]
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument(
+        "--model", default=None, help="A model bundle or shipped name (default: the default model)."
+    )
     args = ap.parse_args()
-    proc, url = start_server(threads=args.threads)
+    proc, url = start_server(*(["--model", args.model] if args.model else []), threads=args.threads)
     try:
         kinds = {"64x64 face": face64(), "512x512 photo": photo512()}
         fields = {"samples": args.samples, "format": "json" if args.samples > 1 else "png"}

@@ -4,20 +4,22 @@ completed through the photo path (YuNet finds the face, the mask is drawn in the
 result is pasted back), and pictures of the face region at 100 % zoom (photo pixels, not enlarged):
 
 - PART_before_after.png: masked | completed by the default model;
-- PART_64_vs_128.png: masked | the 64-px model | the 128-px model | the photo itself.
+- with --compare MODEL, also PART_vs_MODEL.png: masked | the default model | MODEL | the photo
+  itself (e.g. a 128-px model against the 64-px one; not committed unless MODEL is shipped).
 
-    python samples/make_astronaut.py
+    python samples/make_astronaut.py [--compare runs/celeba128.pt]
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from skimage import data
 
-from completion.bundle import SHIPPED, WEIGHTS, default_model_path, load_model
+from completion.bundle import default_model_path, load_model
 from completion.complete import Completer
 from completion.imageio import load_rgb, save_image
 
@@ -48,19 +50,21 @@ def completions(model_path: Path, photo: np.ndarray) -> dict[str, tuple[np.ndarr
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", type=Path, default=None, help="Another model to show beside the default.")
+    args = ap.parse_args()
     HERE.mkdir(exist_ok=True)
     Image.fromarray(data.astronaut()).save(HERE / "astronaut.jpg", quality=95)
     photo = load_rgb(HERE / "astronaut.jpg")  # what `completion complete --image` reads
     default = completions(default_model_path(), photo)
     for part, (masked, done) in default.items():
         save_image(HERE / f"{part}_before_after.png", side_by_side(masked[FACE], done[FACE]))
-    if {"celeba64", "celeba128"} <= set(SHIPPED):
-        small = completions(WEIGHTS / "celeba64.pt", photo)
-        large = completions(WEIGHTS / "celeba128.pt", photo)
+    if args.compare is not None:
+        other = completions(args.compare, photo)
         for part in PARTS:
-            masked = small[part][0]
-            crops = (masked[FACE], small[part][1][FACE], large[part][1][FACE], photo[FACE])
-            save_image(HERE / f"{part}_64_vs_128.png", side_by_side(*crops))
+            masked = default[part][0]
+            crops = (masked[FACE], default[part][1][FACE], other[part][1][FACE], photo[FACE])
+            save_image(HERE / f"{part}_vs_{args.compare.stem}.png", side_by_side(*crops))
 
 
 if __name__ == "__main__":
