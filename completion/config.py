@@ -1,4 +1,5 @@
-"""One config object describes a model: its networks, input framing and normalisation."""
+"""One config object describes a model: its networks and input framing (images are mapped from
+[0, 255] to [-1, 1]: grid.to_signed)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ class ModelConfig:
     ndf: int = 64  # discriminator width
     nc: int = 3  # image channels
     crop: str = "center:0.72"  # canonical framing applied to training images
-    # Images are mapped from [0, 255] to [-1, 1]; recorded so a bundle is self-describing.
-    normalisation: str = "minus_one_one"
 
     def __post_init__(self) -> None:
         if self.image_size not in VALID_SIZES:
