@@ -76,13 +76,10 @@ class FadeG(nn.Module):
         self.alpha = 1.0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        main = self.G.main
-        h = main[: -(_BLOCK + 2)](z.view(z.shape[0], self.G.nz, 1, 1))
-        new = main[-(_BLOCK + 2) :](h)
         if self.alpha >= 1.0:
-            return new
-        old = torch.tanh(F.conv_transpose2d(h, self.g_rgb.to(h.dtype), stride=2, padding=1))
-        return torch.lerp(_enlarge(old), new, self.alpha)
+            return self.G(z)
+        h, old = _old_picture(self.G, self.g_rgb, z)
+        return torch.lerp(old, self.G.main[-(_BLOCK + 2) :](h), self.alpha)
 
 
 class FadeD(nn.Module):
@@ -98,8 +95,7 @@ class FadeD(nn.Module):
         f = self.D.features
         h = f[: 2 + _BLOCK](x)
         if self.alpha < 1.0:
-            old = F.leaky_relu(F.conv2d(F.avg_pool2d(x, 2), self.d_rgb.to(x.dtype), stride=2, padding=1), 0.2)
-            h = torch.lerp(old, h, self.alpha)
+            h = torch.lerp(_old_features(x, self.d_rgb), h, self.alpha)
         return self.D.head(f[2 + _BLOCK :](h)).flatten()
 
 
@@ -110,7 +106,12 @@ def _enlarge(x: torch.Tensor) -> torch.Tensor:
 def _old_picture(G: Generator, g_rgb: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(features at S/2 under the new block, the small model's picture from them, enlarged)."""
     h = G.main[: -(_BLOCK + 2)](z.view(z.shape[0], G.nz, 1, 1))
-    return h, _enlarge(torch.tanh(F.conv_transpose2d(h, g_rgb, stride=2, padding=1)))
+    return h, _enlarge(torch.tanh(F.conv_transpose2d(h, g_rgb.to(h.dtype), stride=2, padding=1)))
+
+
+def _old_features(x: torch.Tensor, d_rgb: torch.Tensor) -> torch.Tensor:
+    """The small D's first layer on the picture halved: the features D's new block replaces."""
+    return F.leaky_relu(F.conv2d(F.avg_pool2d(x, 2), d_rgb.to(x.dtype), stride=2, padding=1), 0.2)
 
 
 DISTIL_STEPS = 400
@@ -148,7 +149,7 @@ def distil(
         opt_g.step()
         x = real(gen)
         with torch.no_grad():
-            feat = F.leaky_relu(F.conv2d(F.avg_pool2d(x, 2), d_rgb, stride=2, padding=1), 0.2)
+            feat = _old_features(x, d_rgb)
         loss_d = (top_d(x) - feat).abs().mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()

@@ -82,8 +82,9 @@ def frame_photo(
         framing = face.framing(size)
     if framing.width < min_side:
         return None, f"face too small: crop {framing.width:.0f} px < {min_side:.0f}"
-    if outside_share(framing, w, h) > EDGE_MAX:
-        return None, f"face at the edge: {outside_share(framing, w, h):.0%} of the crop outside"
+    outside = outside_share(framing, w, h)
+    if outside > EDGE_MAX:
+        return None, f"face at the edge: {outside:.0%} of the crop outside"
     return framing, ""
 
 
