@@ -128,8 +128,8 @@ def save_model(
     )
 
 
-def load_model(path: Path | str, device: str | torch.device = "cpu") -> Model:
-    """A model bundle from a file, or a shipped model by name (model_path)."""
+def load_model(path: Path | str | None, device: str | torch.device = "cpu") -> Model:
+    """A model bundle from a file, a shipped model by name, or (None) the default (model_path)."""
     path = model_path(path)
     obj = read_file(path, "model")
     try:

@@ -122,10 +122,6 @@ def _progress(no_progress: bool) -> bool:
     return not no_progress and not click.get_current_context().find_root().params.get("quiet", False)
 
 
-def _model_path(model: Path | None) -> Path:
-    return model_path(model)
-
-
 def train_options(fn):  # noqa: ANN001, ANN201 - decorator
     """The TrainOptions fields users set (click_options), after the data, the run and the model's shape."""
     opts = [
@@ -288,7 +284,7 @@ def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
     from .grid import save_grid
 
     check_writable(out)
-    m = load_model(_model_path(model))
+    m = load_model(model)  # a path, a shipped name, or None: the default
     z = torch.rand(n, m.config.nz, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     with torch.no_grad():
         images = m.generator(z)
@@ -348,7 +344,7 @@ def build_completer(kw: dict):  # noqa: ANN201
         device = resolve_device(kw.pop("device"))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    model = load_model(_model_path(kw.pop("model")), device)
+    model = load_model(kw.pop("model"), device)
     # Every option that names a CompletionOptions field goes to it (`complete` alone offers
     # --samples and --spread); nothing is listed twice.
     opts = CompletionOptions(**{f.name: kw.pop(f.name) for f in fields(CompletionOptions) if f.name in kw})
@@ -608,7 +604,7 @@ def train_encoder(model: Path | None, data: Path, out: Path, device: str, no_pro
     from .encoder import add_encoder
     from .encoder import train_encoder as run
 
-    path = _model_path(model)
+    path = model_path(model)
     check_writable(out)  # before the training steps, not after
     try:
         dev = resolve_device(device)

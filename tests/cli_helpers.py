@@ -86,3 +86,13 @@ def png(path: Path, value: int | None = None) -> Path:
         arr[16:48, 16:48] = value
     Image.fromarray(arr).save(path)
     return path
+
+
+def assert_range_of(param, spec) -> None:  # noqa: ANN001 - a click option and its options.py spec
+    """The click option's numeric range is the one declared in options.py."""
+    assert (param.type.min, param.type.max, param.type.min_open, param.type.max_open) == (
+        spec.low,
+        spec.high,
+        spec.low_open,
+        spec.high_open,
+    )

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_range_of
 from click.testing import CliRunner
 from PIL import Image
 
@@ -144,12 +145,7 @@ def test_completion_options_come_from_the_dataclass() -> None:
             if spec.choices:
                 assert tuple(p.type.choices) == spec.choices
             else:
-                assert (p.type.min, p.type.max, p.type.min_open, p.type.max_open) == (
-                    spec.low,
-                    spec.high,
-                    spec.low_open,
-                    spec.high_open,
-                )
+                assert_range_of(p, spec)
                 with pytest.raises(click.BadParameter):
                     p.type.convert("nan" if isinstance(f.default, float) else "x", p, None)
     assert "--beta1" not in run("complete", "--help").output  # fields without CLI metadata stay out

@@ -8,6 +8,7 @@ from dataclasses import fields
 
 import click
 import pytest
+from cli_helpers import assert_range_of
 
 from completion.cli import main
 from completion.config import SEED_MAX
@@ -41,12 +42,7 @@ def test_cli_options_are_the_declared_fields(command: str) -> None:
             elif spec.choices:
                 assert tuple(p.type.choices) == spec.choices
             else:
-                assert (p.type.min, p.type.max, p.type.min_open, p.type.max_open) == (
-                    spec.low,
-                    spec.high,
-                    spec.low_open,
-                    spec.high_open,
-                )
+                assert_range_of(p, spec)
 
 
 @pytest.mark.parametrize("cls", [CompletionOptions, TrainOptions, EncoderOptions])
