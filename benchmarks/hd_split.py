@@ -30,7 +30,7 @@ def main() -> None:
             continue
         crop = (a.prepared / r["file"]).with_suffix(".png")
         if crop.exists():
-            link = a.train_out / crop.name
+            link = a.train_out / f"{crop.parent.name}_{crop.name}"  # aligned/ and crops/ share numbers
             if not link.exists():
                 link.symlink_to(crop.resolve())
             n_train += 1
@@ -39,7 +39,7 @@ def main() -> None:
     picked = val[::step][: a.n_val]
     a.val_out.mkdir(parents=True, exist_ok=True)
     for rel in picked:
-        link = a.val_out / Path(rel).name
+        link = a.val_out / rel.replace("/", "_")
         if not link.exists():
             link.symlink_to((HD / rel).resolve())
     print(f"{n_train} training crops in {a.train_out}")
