@@ -38,7 +38,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .complete import Completer, Completion
 from .errors import CompletionError
 from .imageio import (
-    is_image_path,
     join_rel,
     load_gray,
     output_error,
@@ -172,9 +171,8 @@ def pair_files(
         else:
             failures.append(Failure(j.image, j.rel, f"output {j.output} is already the output of {first}"))
     for rel, why in others:
-        # In LaMa's layout a stray x_mask.png is not an image either way; anything else is named.
-        status = "failed" if why == "dangling symbolic link" and is_image_path(Path(rel)) else "ignored"
-        failures.append(Failure(images_dir / rel, rel, why, status))
+        # Named, not failed: a dangling link, even one named x.png, holds no image (README, Folders).
+        failures.append(Failure(images_dir / rel, rel, why, "ignored"))
     failures.sort(key=lambda f: f.rel)
     return kept, failures
 

@@ -17,7 +17,7 @@ from . import __version__
 from .bundle import DEFAULT_NAME, SHIPPED, load_model, model_path
 from .config import SEED_MAX, ModelConfig, parse_crop
 from .errors import CompletionError
-from .imageio import check_writable, same_file
+from .imageio import QUALITY_FORMATS, check_writable, output_format, same_file
 from .options import DEVICES, CompletionOptions, EncoderOptions, TrainOptions, public_fields
 from .text import plural
 
@@ -214,8 +214,9 @@ def train(
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model bundle to write.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (by default it is refused).")
 @handle_errors
-def export(checkpoint: Path, out: Path) -> None:
+def export(checkpoint: Path, out: Path, overwrite: bool) -> None:
     """Turn a training checkpoint (or run folder) into a shippable model bundle."""
     from .train import checkpoint_path
     from .train import export as run_export
@@ -224,6 +225,8 @@ def export(checkpoint: Path, out: Path) -> None:
         checkpoint = checkpoint_path(checkpoint)
     if same_file(out, checkpoint):
         raise click.UsageError(f"--out {out} would overwrite the checkpoint")
+    if out.exists() and not overwrite:  # a shipped bundle is not replaced by a slip of the hand
+        raise click.UsageError(f"--out {out} exists: pass --overwrite to replace it, or choose another --out")
     run_export(checkpoint, out)
     log.info("wrote %s", out)
 
@@ -283,6 +286,7 @@ def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
     """Write a grid of faces generated from random z."""
     from .grid import save_grid
 
+    output_format(out)
     check_writable(out)
     m = load_model(model)  # a path, a shipped name, or None: the default
     z = torch.rand(n, m.config.nz, generator=torch.Generator().manual_seed(seed)) * 2 - 1
@@ -435,6 +439,13 @@ def complete(
         raise click.UsageError("give at most one of --box, --face and --aligned")
     if same_file(out, image) or (mask is not None and same_file(out, mask)):
         raise click.UsageError(f"--out {out} would overwrite an input file")
+    # The output's type, and whether --quality means anything for it, before any work.
+    fmt = output_format(out)
+    if quality is not None and fmt not in QUALITY_FORMATS:
+        raise click.BadParameter(
+            f"{quality}: a quality applies only to a .jpg or .webp output, not {out.suffix}",
+            param_hint="--quality",
+        )
     check_writable(out)  # before the model loads and the search runs, not after
     if steps_dir is not None:
         check_writable(steps_dir, folder=True)

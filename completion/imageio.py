@@ -73,6 +73,9 @@ def walk_images(
     if not root.is_dir():
         raise ImageError(f"{root}: is not a folder")
     skip = {os.path.realpath(p) for p in exclude}
+    # The folders reachable without following any link: a link to one of them is the second way
+    # in, whatever the names' order, so the real path always wins (issue 22).
+    own = _own_folders(root, skip)
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel = Path(dirpath).relative_to(root).as_posix()
@@ -84,7 +87,18 @@ def walk_images(
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip)
+        kept = []
+        for d in sorted(dirnames):
+            sub = os.path.join(dirpath, d)
+            target = os.path.realpath(sub)
+            if target in skip:
+                continue
+            if os.path.islink(sub) and target in own:
+                if others is not None:
+                    others.append((join_rel(rel, d), f"links to {target}, a folder walked by its own path"))
+                continue
+            kept.append(d)
+        dirnames[:] = kept
         names = []
         for n in sorted(filenames):
             path = os.path.join(dirpath, n)
@@ -94,6 +108,15 @@ def walk_images(
                 others.append((join_rel(rel, n), not_an_image(path)))
         if names:
             yield rel, names
+
+
+def _own_folders(root: Path, skip: set[str]) -> set[str]:
+    """Real paths of the folders under root reached through real folders only (no link followed)."""
+    own: set[str] = set()
+    for dirpath, dirnames, _ in os.walk(root):  # os.walk does not descend into links by default
+        own.add(os.path.realpath(dirpath))
+        dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
+    return own
 
 
 def not_an_image(path: str) -> str:
@@ -348,6 +371,26 @@ def encoder_params(fmt: str, quality: int | None = None) -> dict:
     return {}
 
 
+# The output formats offered by name in messages (Pillow writes a few more by their suffix).
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+# Formats with a quality setting (encoder_params); the others are lossless.
+QUALITY_FORMATS = ("JPEG", "WEBP")
+
+
+def output_format(path: Path) -> str:
+    """Pillow's format name for an output file, from its suffix; OutputError for a suffix Pillow
+    cannot write, so a command can refuse it before its work rather than at its first save."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)  # loads every plugin first
+    if fmt is None or fmt not in Image.SAVE:
+        raise OutputError(
+            f"{path}: cannot write images of type {path.suffix or '(no extension)'!r}; "
+            f"use one of {' '.join(OUTPUT_EXTENSIONS)}"
+        )
+    return fmt
+
+
 def save_image(
     path: Path,
     rgb: np.ndarray,
@@ -361,9 +404,7 @@ def save_image(
     quality: for JPEG and WebP (see encoder_params); meta: from source_meta, kept where the format
     can hold it."""
     path = Path(path)
-    fmt = fmt or Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise OutputError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
+    fmt = fmt or output_format(path)
     img = Image.fromarray(np.ascontiguousarray(rgb))
     keep = {k: v for k, v in (meta or {}).items() if k in _META_KEYS.get(fmt, ())}
     params = {**encoder_params(fmt, quality), **keep, **params}

@@ -52,15 +52,38 @@ def test_batch_names_every_path_it_leaves_out(model: Path, tmp_path: Path,
     with caplog.at_level("INFO", logger="completion"):
         r = cli("batch", "--images", images, "--mask-type", "center", "--out", out, "--model", model,
                 "--iterations", "1", "--aligned", "--no-progress", "--report", report)  # fmt: skip
-    assert r.exit_code == 1, r.output
+    # A dangling link, even one named x.png, is listed as ignored (README), not failed: exit 0.
+    assert r.exit_code == 0, r.output
     done = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
     assert done == {"scan.png", "anim.png", "plain.png", "linked_folder/linked.png"}
     entries = {e["image"]: e for e in json.loads(report.read_text())["images"]}
-    assert entries["dangling.png"]["status"] == "failed" and "dangling" in entries["dangling.png"]["error"]
+    assert entries["dangling.png"]["status"] == "ignored" and "dangling" in entries["dangling.png"]["error"]
     assert entries["notes.txt"]["status"] == "ignored" and entries["loop"]["status"] == "ignored"
     rep = json.loads(report.read_text())
-    assert (rep["total"], rep["done"], rep["failed"], rep["ignored"]) == (5, 4, 1, 2)
-    assert "4 completed, 0 already done, 1 failed; 2 other paths ignored" in r.stderr
+    assert (rep["total"], rep["done"], rep["failed"], rep["ignored"]) == (4, 4, 0, 3)
+    assert "4 completed, 0 already done, 0 failed; 3 other paths ignored" in r.stderr
     logged = "\n".join(caplog.messages)
     for name in ("dangling.png", "notes.txt", "loop"):
         assert str(images / name) in logged, (name, logged)
+
+
+def test_a_real_folder_wins_over_a_link_to_it(model: Path, tmp_path: Path) -> None:
+    """`a_shortcut` sorts before `photos`, but the real folder is walked and the link ignored."""
+    import json
+    import os
+
+    from completion.imageio import walk_images
+
+    lk = tmp_path / "lk"
+    png(lk / "photos" / "f.png")
+    os.symlink("photos", lk / "a_shortcut")
+    others: list[tuple[str, str]] = []
+    assert list(walk_images(lk, others=others)) == [("photos", ["f.png"])]
+    assert [rel for rel, _ in others] == ["a_shortcut"]
+    out, report = tmp_path / "lkout", tmp_path / "r.json"
+    r = cli("batch", "--images", lk, "--mask-type", "center", "--out", out, "--model", model,
+            "--iterations", "1", "--aligned", "--no-progress", "--report", report)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.png")] == ["photos/f.png"]
+    entries = {e["image"]: e["status"] for e in json.loads(report.read_text())["images"]}
+    assert entries == {"photos/f.png": "done", "a_shortcut": "ignored"}

@@ -48,6 +48,13 @@ def test_train_export_sample(tiny_faces: Path, tmp_path: Path) -> None:
     r = run("export", out, "--out", model_file)  # a run folder is accepted for its checkpoint
     assert r.exit_code == 0, r.output
     assert load_model(model_file).meta["images_seen"] == 40
+    # An existing bundle is replaced only with --overwrite, as training needs --resume (issue 22).
+    model_file.write_bytes(b"an earlier bundle")
+    r = run("export", out, "--out", model_file)
+    assert r.exit_code == 2 and "--overwrite" in r.stderr and str(model_file) in r.stderr
+    assert model_file.read_bytes() == b"an earlier bundle"
+    assert run("export", out, "--out", model_file, "--overwrite").exit_code == 0
+    assert load_model(model_file).meta["images_seen"] == 40
 
     grid = tmp_path / "grid.png"
     r = run("sample", "--model", model_file, "--n", "4", "--out", grid)

@@ -139,3 +139,18 @@ def test_sample_on_a_checkpoint_points_to_export(tmp_path: Path) -> None:
     first = one_line(cli("sample", "--model", ckpt, "--out", tmp_path / "g.png"), 1)
     assert "training checkpoint" in first and f"completion export {ckpt}" in first
     assert not (tmp_path / "g.png").exists()
+
+
+# -- wrong outputs refused before any work (issue 22) ------------------------------------------------
+
+
+def test_bad_output_type_and_quality_refused_before_the_model_loads(face: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pt"  # were the model loaded first, this would be the error
+    base = ("complete", "--image", face, "--mask-type", "center", "--model", missing)
+    line = one_line_error(cli(*base, "--out", tmp_path / "o.xyz"), tmp_path / "o.xyz")
+    assert "'.xyz'" in line and all(e in line for e in (".png", ".jpg", ".webp", ".tif", ".bmp"))
+    r = cli(*base, "--out", tmp_path / "o.png", "--quality", "50")
+    assert one_line(r, 2).startswith("Usage") and "--quality" in r.stderr and ".png" in r.stderr
+    r = cli("sample", "--model", missing, "--out", tmp_path / "g.xyz")
+    assert "'.xyz'" in one_line_error(r, tmp_path / "g.xyz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # nothing written
