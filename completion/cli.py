@@ -16,6 +16,7 @@ import torch
 from . import __version__
 from .bundle import DEFAULT_NAME, SHIPPED, load_model, model_path
 from .config import SEED_MAX, ModelConfig, parse_crop
+from .device import CpuMeter
 from .errors import CompletionError
 from .imageio import QUALITY_FORMATS, check_writable, output_format, same_file
 from .options import DEVICES, CompletionOptions, EncoderOptions, TrainOptions, public_fields
@@ -107,9 +108,15 @@ def handle_errors(fn):  # noqa: ANN001, ANN201 - decorator
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(debug: bool, quiet: bool) -> None:
     """Semantic face inpainting with a DCGAN: train a face model, then fill holes in faces."""
+    global _METER
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
     )
+    # Measures what other processes use while the command loads its model (build_completer).
+    _METER = CpuMeter()
+
+
+_METER: CpuMeter | None = None
 
 
 MODEL_HELP = (
@@ -317,7 +324,7 @@ def completion_options(fn):  # noqa: ANN001, ANN201 - decorator shared by comple
             "--threads",
             type=click.IntRange(min=0),
             default=0,
-            help="CPU threads for torch (0: torch's default). 1 is fastest when other work shares the CPU.",
+            help="CPU threads for torch (0: the cores other processes leave free when the job starts).",
         ),
         click.option(
             "--mask-convention",
@@ -342,13 +349,13 @@ def build_completer(kw: dict):  # noqa: ANN201
     from .device import resolve_device
 
     threads = kw.pop("threads")
-    if threads:
-        torch.set_num_threads(threads)
     try:
         device = resolve_device(kw.pop("device"))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     model = load_model(kw.pop("model"), device)
+    if device.type == "cpu":
+        _choose_threads(threads)
     # Every option that names a CompletionOptions field goes to it (`complete` alone offers
     # --samples and --spread); nothing is listed twice.
     opts = CompletionOptions(**{f.name: kw.pop(f.name) for f in fields(CompletionOptions) if f.name in kw})
@@ -356,6 +363,20 @@ def build_completer(kw: dict):  # noqa: ANN201
         return Completer(model, opts)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+
+
+def _choose_threads(threads: int) -> None:
+    """--threads, or the cores other processes leave free (device.free_threads), said when fewer
+    than all: a job that took every core beside another would crawl for both."""
+    from .device import set_threads, usable_cpus
+
+    n = set_threads(threads, _METER)
+    if not threads and n < usable_cpus():
+        busy = _METER.others() if _METER is not None else None
+        log.info(
+            "other processes keep %s of %d cores busy: searching on %d thread%s (--threads to choose)",
+            f"{busy:.1f}" if busy is not None else "some", usable_cpus(), n, "" if n == 1 else "s",
+        )  # fmt: skip
 
 
 def _box_option(ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202

@@ -17,7 +17,7 @@ from .device import resolve_precision
 from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
 from .grid import to_pixels, to_signed
-from .models import fold_batch_norm
+from .models import search_generator
 from .options import CompletionOptions
 from .photo import (
     NO_FACE,
@@ -96,7 +96,7 @@ def _resolve(options: CompletionOptions, model: Model) -> CompletionOptions:
     """The options as the search runs them, one rule for a new Completer and for with_options:
     init 'auto' -> the encoder when the model has one, else random ('encoder' without one is
     refused); precision 'auto' or 'bf16' -> device.resolve_precision on the model's device, which
-    refuses bf16 where it is only emulated ('fp32', the default, is taken as is)."""
+    refuses bf16 where it is only emulated ('fp32' is taken as is)."""
     if options.init == "auto":
         options = replace(options, init="encoder" if model.encoder is not None else "random")
     elif options.init == "encoder" and model.encoder is None:
@@ -112,9 +112,8 @@ class Completer:
     def __init__(self, model: Model, options: CompletionOptions | None = None) -> None:
         self.model = model
         self.options = _resolve(options or CompletionOptions(), model)
-        # The search runs G with batch norm folded into its convolutions and channels-last
-        # activations: the same function, 1.1-1.3x faster per step (benchmarks/step_cost.py).
-        self.generator = fold_batch_norm(model.generator).to(memory_format=torch.channels_last)
+        # The search runs G folded and reshaped for speed: the same function (models.search_generator).
+        self.generator = search_generator(model.generator)
 
     def with_options(self, **changes: object) -> Completer:
         """A Completer on the same model with some options changed, sharing the prepared generator

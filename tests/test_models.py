@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from completion.config import ModelConfig
-from completion.models import Discriminator, Encoder, Generator, fold_batch_norm
+from completion.models import (
+    Discriminator,
+    Encoder,
+    Generator,
+    LatentProjection,
+    fold_batch_norm,
+    search_generator,
+)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -110,3 +117,27 @@ def test_fold_batch_norm_same_function_and_gradient() -> None:
     D(out).sum().backward()
     Df(outf).sum().backward()
     torch.testing.assert_close(zf.grad, z.grad, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_search_generator_same_function_and_gradient(size: int) -> None:
+    """The search's G (batch norm folded, first layer as a matrix multiply) computes G's function
+    and its gradient w.r.t. z, in fp32 and under bf16 autocast."""
+    cfg = ModelConfig(image_size=size, ngf=8, ndf=8)
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    G = Generator(cfg)
+    _randomise_batch_norm(G, gen)
+    G.eval()
+    Gs = search_generator(G)
+    assert isinstance(Gs.main[0], LatentProjection)
+    assert isinstance(G.main[0], nn.ConvTranspose2d)  # the original is untouched
+    z = (torch.rand(3, cfg.nz, generator=gen) * 2 - 1).requires_grad_(True)
+    zs = z.detach().clone().requires_grad_(True)
+    out, outs = G(z), Gs(zs)
+    torch.testing.assert_close(outs, out, atol=1e-5, rtol=1e-4)
+    (out * out).sum().backward()
+    (outs * outs).sum().backward()
+    torch.testing.assert_close(zs.grad, z.grad, atol=1e-5, rtol=1e-3)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(Gs(z).float(), G(z).float(), atol=0.05, rtol=0)

@@ -100,7 +100,8 @@ def test_api_schema_is_the_declared_fields() -> None:
 
 
 def test_completion_precision_goes_through_resolve_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 stays the default and is taken as is; bf16 and auto follow training's rule (device.py)."""
+    """auto is the default: bf16 where the CPU computes it, else fp32 (training's rule, device.py);
+    fp32 is taken as is; an explicit bf16 is refused where it would be emulated."""
 
     from completion import device as device_mod
     from completion.bundle import Model
@@ -110,14 +111,15 @@ def test_completion_precision_goes_through_resolve_precision(monkeypatch: pytest
 
     cfg = ModelConfig(ngf=8, ndf=8)
     model = Model(cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
-    assert CompletionOptions().precision == "fp32"
+    assert CompletionOptions().precision == "auto"
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
     assert Completer(model).options.precision == "fp32"
-    assert Completer(model, CompletionOptions(precision="auto")).options.precision == "fp32"
+    assert Completer(model, CompletionOptions(precision="fp32")).options.precision == "fp32"
     with pytest.raises(ValueError, match="bf16"):
         Completer(model, CompletionOptions(precision="bf16"))
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
-    assert Completer(model, CompletionOptions(precision="auto")).options.precision == "bf16"
+    assert Completer(model).options.precision == "bf16"
+    assert Completer(model, CompletionOptions(precision="fp32")).options.precision == "fp32"
     assert Completer(model).with_options(precision="bf16").options.precision == "bf16"
 
 
