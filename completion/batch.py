@@ -409,8 +409,11 @@ def run_batch(
             own = job.mask is not None
             return load_pair(job.image, job.mask if own else mask, None if own else mask_type, convention)
 
-        def save(job: Job, out: Path, image: np.ndarray) -> None:
-            save_like_source(out, image, job.image)
+        def save(job: Job, out: Path, res: Completion) -> None:
+            # A hole from a mask or mask type leaves a transparent input its transparency
+            # (imageio.keep_alpha); without either, the transparency was the hole.
+            given = job.mask is not None or mask is not None or mask_type is not None
+            save_like_source(out, res.image, job.image, known=res.hole_known if given else None)
 
         with (
             logging_redirect_tqdm(),
@@ -483,7 +486,7 @@ def _process(completer, pending, batch_size, pool, load, save, run: _Run) -> Non
             results, per_image = [], 0.0
         _collect(saves, run)
         saves = [
-            (job, out, float(res.loss), per_image, pool.submit(save, job, out, res.image))
+            (job, out, float(res.loss), per_image, pool.submit(save, job, out, res))
             for job, out, res in results
         ]
         del items, results

@@ -486,11 +486,13 @@ def complete(
     )  # fmt: skip
     if steps and res.crop is not None:
         _write_steps(steps_dir, res, steps)
-    _write_completion(res, out, image, concat, quality)
+    # With a mask or mask type, a transparent image keeps its transparency (keep_alpha).
+    keep = res.hole_known if (mask is not None or mask_type is not None) else None
+    _write_completion(res, out, image, concat, quality, keep)
     log.info("wrote %s (loss %.2f, %d steps, seed %d)", out, res.loss, res.steps, res.seed)
     for rank, cand in enumerate(res.candidates, 1):
         path = out.with_name(f"{out.stem}.seed{cand.seed}{out.suffix}")
-        _write_completion(cand, path, image, concat, quality)
+        _write_completion(cand, path, image, concat, quality, keep)
         log.info("candidate %d: seed %d, loss %.2f -> %s", rank, cand.seed, cand.loss, path)
 
 
@@ -514,8 +516,11 @@ def _write_steps(steps_dir: Path, res, steps: list) -> None:  # noqa: ANN001
     )
 
 
-def _write_completion(res, path: Path, source: Path, concat: bool, quality: int | None) -> None:  # noqa: ANN001
-    """The completed image like its source (--concat: input | masked | G(z*) | completed)."""
+def _write_completion(  # noqa: ANN001 - res: a Completion
+    res, path: Path, source: Path, concat: bool, quality: int | None, known=None
+) -> None:
+    """The completed image like its source (--concat: input | masked | G(z*) | completed); with
+    `known`, the source's transparency kept (imageio.keep_alpha)."""
     import numpy as np
 
     from .imageio import save_image, save_like_source
@@ -527,7 +532,7 @@ def _write_completion(res, path: Path, source: Path, concat: bool, quality: int 
         completed = crop_to_model(res.image, res.framing)
         save_image(path, np.concatenate([res.crop, masked, res.generated, completed], axis=1))
     else:
-        save_like_source(path, res.image, source, quality=quality)
+        save_like_source(path, res.image, source, quality=quality, known=known)
 
 
 @main.command()
@@ -819,6 +824,13 @@ def batch_command(
     default=None,
     help="Largest request body in MiB; larger get 413 (default 20).",
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Largest image in pixels; larger are refused from their header (default 25,000,000: "
+    "a 6000x4000 photo).",
+)
 @handle_errors
 def serve(
     host: str,
@@ -828,13 +840,12 @@ def serve(
     threads: int,
     queue_size: int | None,
     max_upload_mb: float | None,
+    max_pixels: int | None,
 ) -> None:
     """Serve the painting page and the HTTP API (POST /api/complete) with the model loaded once.
 
     The page is at http://HOST:PORT/, the API's OpenAPI description at /openapi.json."""
-    import uvicorn
-
-    from .serve import MAX_UPLOAD, QUEUE_SIZE, create_app
+    from .serve import MAX_PIXELS, MAX_UPLOAD, QUEUE_SIZE, bind, create_app, run_server
 
     completer = build_completer({**_serve_defaults(), "model": model, "device": device, "threads": threads})
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -843,9 +854,12 @@ def serve(
         completer,
         max_upload=MAX_UPLOAD if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
         queue_size=queue_size or QUEUE_SIZE,
+        max_pixels=max_pixels or MAX_PIXELS,
     )
+    sock = bind(host, port)  # a busy port is one error line (exit 1), before "serving"
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
     log.info("serving %s on http://%s:%d/ (Ctrl-C stops)", completer.model.path, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run_server(app, sock)
 
 
 def _serve_defaults() -> dict:

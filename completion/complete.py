@@ -192,7 +192,12 @@ class Completer:
                 return Completion(image.copy(), 0.0, seed=self.options.seed, hole_known=known)
         faces = self.frame_faces(image, spec, name)
         if drawn:
+            spec_text = known
             known = draw_mask_type(known, [f.framing for f in faces], h, w, seed=self.options.seed)
+            if known.all():  # not "outside every face": nothing was drawn inside the image at all
+                big = [f.box for f in faces if f.box is not None and (f.box.w > w or f.box.h > h)]
+                why = f" (the box {_boxes(big)} is larger than the image)" if big else ""
+                raise MaskError(f"{name}: mask type {spec_text} draws no hole inside the {w}x{h} image{why}")
         hole = ~known
         shares, nowhere = assign_holes(hole, [f.framing for f in faces])
         used = [(f, share) for f, share in zip(faces, shares, strict=True) if share.any()]

@@ -29,3 +29,7 @@ class OutputError(CompletionError):
 
 class DataError(CompletionError):
     """A data folder holds no usable images."""
+
+
+class ServeError(CompletionError):
+    """The server cannot start (its port is taken, its address does not resolve)."""

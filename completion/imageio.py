@@ -183,23 +183,26 @@ def _open(path: Path, data: bytes | None = None) -> Image.Image:
     return img
 
 
-def load_rgb(path: Path, draft_size: int | None = None, data: bytes | None = None) -> np.ndarray:
+def load_rgb(
+    path: Path, draft_size: int | None = None, data: bytes | None = None, *, composite: bool = True
+) -> np.ndarray:
     """Decode an image as HxWx3 uint8 RGB with EXIF orientation applied.
 
     draft_size lets JPEG decoding skip detail below that size (much faster for big photos); with
-    `data`, the image is those bytes and `path` only its name."""
+    `data`, the image is those bytes and `path` only its name. Transparent images are composited
+    onto black (what the model sees), or with composite=False give their colours as stored."""
     with _open(path, data) as img:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 if draft_size and img.format == "JPEG":
                     img.draft("RGB", (draft_size, draft_size))
-                return np.asarray(_to_rgb(ImageOps.exif_transpose(img)), dtype=np.uint8)
+                return np.asarray(_to_rgb(ImageOps.exif_transpose(img), composite), dtype=np.uint8)
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, composite: bool = True) -> Image.Image:
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         # 16-bit (or 32-bit) grey: scale to 8 bits rather than clip. I;16 spans 0-65535; I and F do
         # not say their range, so values that all fit in 0-255 are taken as 8-bit data.
@@ -208,6 +211,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
+        if not composite:
+            return img.convert("RGB")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB")
@@ -411,11 +416,19 @@ def save_image(
     atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
 
 
-def save_like_source(path: Path, rgb: np.ndarray, source: Path, quality: int | None = None) -> None:
+def save_like_source(
+    path: Path, rgb: np.ndarray, source: Path, quality: int | None = None, known: np.ndarray | None = None
+) -> None:
     """Save a completion of the image file `source` as that file was: grey sources grey, with its
-    ICC profile, EXIF and dpi where the output format holds them (the one rule for every output)."""
+    ICC profile, EXIF and dpi where the output format holds them (the one rule for every output).
+    With `known` (the hole came from a mask, not from the source's transparency), a transparent
+    source keeps its alpha channel where the output format has one (keep_alpha)."""
     mode = image_mode(source)
-    save_image(path, in_source_mode(rgb, mode), quality=quality, meta=source_meta(source, mode))
+    if known is not None and output_format(path) in ALPHA_FORMATS:
+        pixels = keep_alpha(rgb, known, source, mode=mode)
+    else:
+        pixels = in_source_mode(rgb, mode)
+    save_image(path, pixels, quality=quality, meta=source_meta(source, mode))
 
 
 def same_file(a: Path, b: Path | None) -> bool:
@@ -455,6 +468,37 @@ def source_meta(path: Path, mode: str | None = None) -> dict:
 
 # Single-channel source modes: their completion is written back as 8-bit grey.
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
+
+
+def image_size(path: Path, data: bytes | None = None) -> tuple[int, int]:
+    """(width, height) of an image file, or of `data`, from its header (nothing decoded)."""
+    img = _open(Path(path), data)
+    try:
+        return img.size
+    finally:
+        img.close()
+
+
+def keep_alpha(
+    rgb: np.ndarray, known: np.ndarray, path: Path, data: bytes | None = None, mode: str | None = None
+) -> np.ndarray:
+    """A completion of the image at `path` (or `data`) with the source's transparency kept: when
+    the source has an alpha channel, RGBA (LA for grey sources) whose every known pixel, alpha and
+    colour, is the source's and whose hole has the completed colour under the source's alpha.
+    Otherwise in_source_mode(rgb). For a hole given by a mask; where transparency was the hole,
+    the filled image is opaque and this is not used."""
+    alpha = load_alpha(path, data)
+    mode = mode or image_mode(path, data)
+    if alpha is None:
+        return in_source_mode(rgb, mode)
+    colour = np.array(load_rgb(path, data=data, composite=False))  # not darkened onto black; writable
+    hole = ~np.asarray(known, bool)
+    colour[hole] = rgb[hole]
+    del hole
+    return np.dstack([in_source_mode(colour, mode), alpha])
+
+
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
 
 
 def image_mode(path: Path, data: bytes | None = None) -> str:

@@ -2,10 +2,13 @@
 
 Requests queue for one model worker: a thread that owns the Completer and runs every job (decoding,
 face finding, completion, PNG encoding) one at a time, so the networks and large decoded images are
-never used by two requests at once. At most `queue_size` requests wait or run; a request beyond that
-gets 503 before its body is read. Each body is read into memory up to `max_upload` bytes (413
-beyond), parsed there, and dropped with the request: nothing uploaded touches the disk, and no path
-a client names is ever opened (bundled samples are served from a fixed list)."""
+never used by two requests at once. A body is received first, into memory, up to `max_upload` bytes
+(413 beyond) and within `upload_timeout` seconds (408 beyond); at most `max_uploads` are received at
+once (503 beyond), so clients that send slowly or not at all hold no place in the queue. Only a
+request whose body has arrived and parses takes one of the `queue_size` places (503 when all are
+taken). A job whose client goes away is dropped if it has not started, and stopped at its next
+search step if it has. Images above `max_pixels` are refused from their header. Nothing uploaded
+touches the disk, and no path a client names is ever opened (samples come from a fixed list)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,15 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
+import errno
+import functools
 import io
 import logging
 import queue
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,9 +46,9 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from .complete import Completer, Completion
-from .errors import CompletionError
+from .errors import CompletionError, ServeError
 from .faces import detect_faces
-from .imageio import image_mode, in_source_mode, load_rgb
+from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_rgb
 from .inputs import load_pair
 from .masks import CONVENTIONS, parse_mask_type
 from .options import CompletionOptions, spec_of
@@ -53,6 +62,13 @@ MAX_UPLOAD = 20 * 1024 * 1024
 # Requests waiting or running at once; more get 503. Each holds at most MAX_UPLOAD bytes until the
 # worker takes it.
 QUEUE_SIZE = 8
+# Bodies being received at once (more get 503), and the seconds one may take (408 beyond): a client
+# that sends slowly or stops holds a reception place for at most that long, never a queue place.
+MAX_UPLOADS = 16
+UPLOAD_TIMEOUT = 30.0
+# The server's own pixel limit, below imageio.MAX_PIXELS: a 6000x4000 photo passes, and one
+# request's working set stays under about 1 GB (benchmarks/serve_abuse.py).
+MAX_PIXELS = 25_000_000
 MAX_SAMPLES = 8
 MAX_ITERATIONS = 1000
 # Bundled pictures the page offers; the only files a client can ask for, by these names.
@@ -72,6 +88,29 @@ class ApiError(Exception):
 
 class QueueFull(Exception):
     """Every place in the queue is taken."""
+
+
+class Abandoned(Exception):
+    """The client of a running job went away: raised between search steps to stop it."""
+
+
+def _trim_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it otherwise, so the resident size
+    after one large request would stay near its peak); a no-op where there is no malloc_trim."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return lib if lib is not None and hasattr(lib, "malloc_trim") else None
+
+
+_LIBC = _libc()
 
 
 class ModelWorker:
@@ -127,6 +166,7 @@ class ModelWorker:
             finally:
                 self.last_seconds = time.perf_counter() - t0
                 del job, fn, future  # nothing of a finished request stays referenced here
+                _trim_memory()
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -177,6 +217,8 @@ async def read_upload(request: Request, limit: int) -> Upload:
         files: dict[str, bytes] = {}
         fields: dict[str, str] = {}
         for key, value in form.multi_items():
+            if key in files or key in fields:  # which one was meant cannot be told: refuse both
+                raise ApiError(400, f"the field {key!r} is given twice")
             if isinstance(value, str):
                 fields[key] = value
             else:
@@ -314,6 +356,20 @@ class CompleteJob:
     fmt: str  # png or json, never auto
 
 
+def check_pixels(up: Upload, max_pixels: int) -> None:
+    """ApiError 400 for an image or mask above the server's pixel limit, from its header alone."""
+    for name, data in (("image", up.image), ("mask", up.mask)):
+        if data is None:
+            continue
+        w, h = image_size(Path(name), data=data)
+        if w * h > max_pixels:
+            raise ApiError(
+                400,
+                f"{name}: image is {w}x{h} pixels, above this server's limit of {max_pixels:,}; "
+                "refused before decoding",
+            )
+
+
 def parse_job(up: Upload, default_iterations: int) -> CompleteJob:
     try:
         req = CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
@@ -340,7 +396,10 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def run_job(completer: Completer, job: CompleteJob) -> dict[str, Any]:
+def run_job(
+    completer: Completer, job: CompleteJob, cancelled: threading.Event | None = None
+) -> dict[str, Any]:
+    """One completion, in the worker; Abandoned at the next search step once `cancelled` is set."""
     req = job.request
     mask = Path("mask") if job.mask is not None else None
     image, known = load_pair(
@@ -348,25 +407,55 @@ def run_job(completer: Completer, job: CompleteJob) -> dict[str, Any]:
     )
     mode = image_mode(Path("image"), data=job.image)
     c = completer.with_options(seed=req.seed, samples=req.samples, iterations=job.iterations)
-    res: Completion = c.complete_many([(image, known)], aligned=req.aligned, box=req.box, names=["image"])[0]
+
+    def stop_if_gone(step: int, generated: object) -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise Abandoned
+
+    res: Completion = c.complete_many(
+        [(image, known)], stop_if_gone, 1, aligned=req.aligned, box=req.box, names=["image"]
+    )[0]
+    width, height = int(image.shape[1]), int(image.shape[0])
+    del image, known  # the candidates hold what is needed; the decoded input can go
+    # A mask given beside a transparent image leaves its transparency as it was (only without
+    # one is the transparency the hole).
+    alpha = mask is not None or req.mask_type is not None
+
+    def picture(cand: Completion) -> np.ndarray:
+        if alpha and cand.hole_known is not None:
+            return keep_alpha(cand.image, cand.hole_known, Path("image"), data=job.image, mode=mode)
+        return in_source_mode(cand.image, mode)
+
     candidates = res.candidates or [res]
+    del res
     # The corners of each face crop the model completed, for the page to outline.
-    crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in res.faces]
-    return {
-        "width": int(image.shape[1]),
-        "height": int(image.shape[0]),
-        "crops": crops,
-        "outside": res.outside,
-        "candidates": [
-            {
-                "seed": c.seed,
-                "loss": round(c.loss, 4),
-                "steps": c.steps,
-                "png": encode_png(in_source_mode(c.image, mode)),
-            }
-            for c in candidates
-        ],
-    }
+    crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in candidates[0].faces]
+    outside = candidates[0].outside
+    out = []
+    while candidates:  # each full-size candidate is dropped once encoded
+        cand = candidates.pop(0)
+        out.append({"seed": cand.seed, "loss": round(cand.loss, 4), "steps": cand.steps})
+        out[-1]["png"] = encode_png(picture(cand))
+        del cand
+    return {"width": width, "height": height, "crops": crops, "outside": outside, "candidates": out}
+
+
+# CLI flags in library messages, and what the API calls them: each interface names its own fields.
+_API_WORDS = (
+    ("--box x,y,w,h", "the field box=x,y,w,h"),
+    ("--box", "the field box"),
+    ("--aligned", "aligned=true"),
+    ("--mask-type", "the field mask_type"),
+    ("--mask", "the field mask"),
+    ("--face", "the field box"),
+)
+
+
+def api_message(message: str) -> str:
+    """A library message with the CLI's flags replaced by the API's field names."""
+    for flag, field_name in _API_WORDS:
+        message = re.sub(re.escape(flag) + r"(?![\w-])", field_name, message)
+    return message
 
 
 def face_boxes(data: bytes) -> dict[str, Any]:
@@ -382,8 +471,8 @@ def face_boxes(data: bytes) -> dict[str, Any]:
 # -- the application ----------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
 
 def picture_files() -> dict[str, bytes]:
@@ -415,15 +504,42 @@ COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
         '"candidates": [{"seed", "loss", "steps", "png" (base64)}], lowest loss first}',
         "content": {"image/png": {}, "application/json": {}},
     },
-    400: {"description": 'bad input: {"error": "<one line>"}'},
-    413: {"description": "request body above the upload limit"},
-    503: {"description": "the queue is full; try again later"},
+    **{
+        code: {
+            "description": f'{why}: {{"error": "<one line>"}}',
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code, why in (
+            (400, "bad input"),
+            (408, "the body did not arrive within the upload timeout"),
+            (413, "request body above the upload limit"),
+            (503, "the queue, or the uploads being received, are full; try again later"),
+        )
+    },
 }
+# /api/faces answers as /api/complete does, but with JSON only.
+FACES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": '{"width", "height", "faces": [{"x", "y", "w", "h"}]}, largest first',
+        "content": {"application/json": {}},
+    },
+    **{k: v for k, v in COMPLETE_RESPONSES.items() if k != 200},
+}
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 
-def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: int = QUEUE_SIZE) -> FastAPI:
+def create_app(
+    completer: Completer,
+    max_upload: int = MAX_UPLOAD,
+    queue_size: int = QUEUE_SIZE,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_uploads: int = MAX_UPLOADS,
+    upload_timeout: float = UPLOAD_TIMEOUT,
+) -> FastAPI:
     """The web application around a loaded model (its worker thread starts here)."""
     worker = ModelWorker(queue_size)
+    limits = Limits(max_upload, max_pixels, max_uploads, upload_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -441,10 +557,35 @@ def create_app(completer: Completer, max_upload: int = MAX_UPLOAD, queue_size: i
         description='Fill holes in face photos with a DCGAN. Errors are JSON {"error": "<one line>"}.',
     )
     app.state.worker = worker
+    gate = _Gate(worker, limits)
+    app.state.gate = gate
     _add_error_handlers(app)
-    _add_pages(app, completer, worker, max_upload)
-    _add_work(app, completer, _Gate(worker), max_upload)
+    _add_pages(app, completer, gate)
+    _add_work(app, completer, gate)
+    _describe(app)
     return app
+
+
+def _describe(app: FastAPI) -> None:
+    """/openapi.json as the server answers: its validation errors are 400 (never FastAPI's 422),
+    and every error body is {"error": ...}."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            for path in spec.get("paths", {}).values():
+                for op in path.values():
+                    responses = op.get("responses", {})
+                    responses.pop("422", None)
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            schemas["Error"] = ERROR_SCHEMA
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -452,7 +593,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        # exc.headers carries, among others, the Allow header of a 405.
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -461,42 +603,95 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
 
 
+@dataclass(frozen=True)
+class Limits:
+    max_upload: int
+    max_pixels: int
+    max_uploads: int
+    upload_timeout: float
+
+
 class _Gate:
-    """The way into the worker: admit, read the upload, run the work there; ApiErrors and library
-    errors become JSON responses."""
+    """The way into the worker: receive the body (bounded in number, size and time), then take a
+    queue place and run the work there, stopping it when the client goes away. ApiErrors and
+    library errors become JSON responses."""
 
-    def __init__(self, worker: ModelWorker) -> None:
+    def __init__(self, worker: ModelWorker, limits: Limits) -> None:
         self.worker = worker
+        self.limits = limits
+        self.receiving = 0  # bodies being received now (the event loop's thread alone counts)
 
-    async def run(self, request: Request, work: Callable[[Any], T], reader: Callable) -> T | Response:
-        worker = self.worker
+    async def run(
+        self, request: Request, work: Callable[[Any, threading.Event], T], reader: Callable
+    ) -> T | Response:
+        worker, limits = self.worker, self.limits
+        if self.receiving >= limits.max_uploads:
+            return _error(
+                503, f"the server is busy ({limits.max_uploads} uploads arriving); try again shortly"
+            )
+        self.receiving += 1
         try:
-            worker.admit()
-        except QueueFull:
-            return _error(503, f"the server is busy ({worker.capacity} requests queued); try again shortly")
-        submitted = False
-        try:
-            up = await reader(request)
-            future = worker.submit(lambda: work(up))
+            try:
+                up = await asyncio.wait_for(reader(request), limits.upload_timeout)
+            except asyncio.TimeoutError:
+                return _error(408, f"the request body did not arrive within {limits.upload_timeout:g} s")
+            finally:
+                self.receiving -= 1
+            try:
+                worker.admit()
+            except QueueFull:
+                return _error(
+                    503, f"the server is busy ({worker.capacity} requests queued); try again shortly"
+                )
+            cancelled = threading.Event()
+            future = worker.submit(functools.partial(work, up, cancelled))
+            del up  # the job holds the body now
             # The place is given back when the job ends, not when this handler does: a client
             # that goes away must not let more jobs pile up in the worker than the queue allows.
             future.add_done_callback(lambda _: worker.release())
-            submitted = True
-            return await asyncio.wrap_future(future)
+            return await _unless_gone(request, future, cancelled)
+        except Abandoned:
+            return _error(499, "the client went away")  # nobody reads it
         except ApiError as e:
             return _error(e.status, e.message)
         except CompletionError as e:
-            return _error(400, str(e))
-        finally:
-            if not submitted:
-                worker.release()
+            return _error(400, api_message(str(e)))
 
 
-def _add_pages(app: FastAPI, completer: Completer, worker: ModelWorker, max_upload: int) -> None:
+async def _unless_gone(
+    request: Request, future: concurrent.futures.Future[T], cancelled: threading.Event
+) -> T:
+    """The job's result; if the client disconnects first, the job is cancelled (dropped before it
+    starts, or stopped at its next search step: run_job) and Abandoned raised."""
+    result = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({result, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not result.done():
+            cancelled.set()
+            future.cancel()  # not started yet: the worker skips it
+        gone.cancel()
+    if not result.done():
+        result.cancel()
+        raise Abandoned
+    return result.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects (the body is already read: nothing else can arrive)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _add_pages(app: FastAPI, completer: Completer, gate: _Gate) -> None:
     """The page, /api/health and the bundled pictures: nothing that runs the model."""
     pictures = picture_files()
+    worker, limits = gate.worker, gate.limits
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         html = (resources.files("completion") / "web" / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(html)
@@ -513,8 +708,11 @@ def _add_pages(app: FastAPI, completer: Completer, worker: ModelWorker, max_uplo
             "device": str(completer.model.device),
             "iterations": completer.options.iterations,
             "queue": {"admitted": worker.admitted, "capacity": worker.capacity},
+            "uploads": {"receiving": gate.receiving, "capacity": limits.max_uploads},
             "last_seconds": round(worker.last_seconds, 3),
-            "max_upload_bytes": max_upload,
+            "max_upload_bytes": limits.max_upload,
+            "max_pixels": limits.max_pixels,
+            "upload_timeout_s": limits.upload_timeout,
             "max_samples": MAX_SAMPLES,
         }
 
@@ -523,7 +721,17 @@ def _add_pages(app: FastAPI, completer: Completer, worker: ModelWorker, max_uplo
         """The bundled sample pictures the page offers."""
         return {"samples": list(pictures)}
 
-    @app.get("/api/samples/{name}", responses={200: {"content": {"image/png": {}}}})
+    @app.get(
+        "/api/samples/{name}",
+        responses={
+            200: {"description": "the picture", "content": {"image/png": {}}},
+            404: {
+                "description": 'no such sample: {"error": "<one line>"}',
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
+        response_class=Response,
+    )
     async def sample(name: str) -> Response:
         """One bundled sample picture, by its name in /api/samples (no other file can be asked for)."""
         if name not in pictures:
@@ -545,9 +753,15 @@ FACES_BODY = {
 }
 
 
-def _add_work(app: FastAPI, completer: Completer, gate: _Gate, max_upload: int) -> None:
+def _add_work(app: FastAPI, completer: Completer, gate: _Gate) -> None:
     """/api/complete and /api/faces, which run in the model worker."""
     default_iterations = completer.options.iterations
+    max_upload, max_pixels = gate.limits.max_upload, gate.limits.max_pixels
+
+    async def upload(req: Request) -> Upload:
+        up = await read_upload(req, max_upload)
+        check_pixels(up, max_pixels)  # from the headers, before a queue place is taken
+        return up
 
     @app.post(
         "/api/complete",
@@ -561,11 +775,11 @@ def _add_work(app: FastAPI, completer: Completer, gate: _Gate, max_upload: int) 
         fmt = {"fmt": "png"}
 
         async def reader(req: Request) -> CompleteJob:
-            job = parse_job(await read_upload(req, max_upload), default_iterations)
+            job = parse_job(await upload(req), default_iterations)
             fmt["fmt"] = job.fmt
             return job
 
-        out = await gate.run(request, lambda job: run_job(completer, job), reader)
+        out = await gate.run(request, lambda job, cancelled: run_job(completer, job, cancelled), reader)
         if isinstance(out, Response):
             return out
         if fmt["fmt"] == "png":
@@ -577,9 +791,51 @@ def _add_work(app: FastAPI, completer: Completer, gate: _Gate, max_upload: int) 
             c["png"] = base64.b64encode(c["png"]).decode("ascii")
         return JSONResponse(out)
 
-    @app.post("/api/faces", openapi_extra={"requestBody": FACES_BODY})
+    @app.post(
+        "/api/faces",
+        openapi_extra={"requestBody": FACES_BODY},
+        responses=FACES_RESPONSES,
+        response_class=Response,
+    )
     async def faces(request: Request) -> Response:
         """The faces OpenCV finds in an image: {"width", "height", "faces": [{"x", "y", "w", "h"}]},
         largest first. Any of them can be sent back as `box` to /api/complete."""
-        out = await gate.run(request, lambda up: face_boxes(up.image), lambda r: read_upload(r, max_upload))
+
+        async def reader(req: Request) -> Upload:
+            up = await upload(req)
+            unknown = set(up.fields) | ({"mask"} if up.mask is not None else set())
+            if unknown:
+                raise ApiError(400, f"unknown field {sorted(unknown)[0]!r} (expected image)")
+            return up
+
+        out = await gate.run(request, lambda up, cancelled: face_boxes(up.image), reader)
         return out if isinstance(out, Response) else JSONResponse(out)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; ServeError (one line naming the address) if it cannot be
+    had, before anything says the server is serving."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ServeError(f"host {host}: cannot resolve it ({e.strerror or e})") from e
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        why = "already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        raise ServeError(f"port {port}: cannot listen on {host}:{port} ({why})") from e
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(app: FastAPI, sock: socket.socket) -> None:
+    """Serve app on a bound socket (bind) until Ctrl-C."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])

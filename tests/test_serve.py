@@ -308,17 +308,22 @@ def test_cli_samples_writes_every_candidate(bundle: Path, face: np.ndarray, tmp_
 
 
 def test_serve_command_binds_localhost_by_default(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+    import completion.serve
 
     seen: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
-    r = CliRunner().invoke(main, ["serve", "--model", str(bundle), "--port", "8123", "--queue", "3"])
+
+    def fake_run(app, sock) -> None:  # noqa: ANN001
+        seen.update(app=app, address=sock.getsockname())
+        sock.close()
+
+    monkeypatch.setattr(completion.serve, "run_server", fake_run)
+    r = CliRunner().invoke(main, ["serve", "--model", str(bundle), "--port", "0", "--queue", "3",
+                                  "--max-pixels", "5000000"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    host, port = seen["address"]
+    assert host == "127.0.0.1" and port > 0
     assert seen["app"].state.worker.capacity == 3
-    seen["app"].state.worker.close()
-    r = CliRunner().invoke(main, ["serve", "--model", str(bundle), "--port", "0"])
-    assert r.exit_code == 0 and seen["port"] == 0
+    assert seen["app"].state.gate.limits.max_pixels == 5_000_000
     seen["app"].state.worker.close()
     r = CliRunner().invoke(main, ["serve", "--model", str(bundle / "missing.pt")])
     assert r.exit_code == 1 and "no such model file" in r.output
