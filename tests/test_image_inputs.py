@@ -156,8 +156,10 @@ def test_image_modes_through_the_cli(mode: str, face: Path, models: dict, tmp_pa
     r = complete(path, out, models["64"])
     assert r.exit_code == 0, r.output
     with Image.open(out) as im:
-        # Grey sources come back grey (8-bit); colour ones, whatever their layout, as RGB.
-        assert im.size == (64, 64) and im.mode == ("L" if mode in ("L", "I;16", "1", "LA") else "RGB")
+        # Grey sources come back grey (8-bit); colour ones, whatever their layout, as RGB; with a
+        # mask type, transparency is kept (issue 22).
+        grey = "L" if mode in ("L", "I;16", "1") else "LA" if mode == "LA" else None
+        assert im.size == (64, 64) and im.mode == (grey or ("RGBA" if mode == "RGBA" else "RGB"))
 
 
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
