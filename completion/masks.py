@@ -255,3 +255,16 @@ def yeh_weights(known: np.ndarray | torch.Tensor, window: int = 7) -> np.ndarray
         raise ValueError(f"expected an HxW mask, got shape {arr.shape}")
     t = torch.from_numpy(arr.astype(np.float32))[None, None]
     return yeh_weights(t, window)[0, 0].numpy()
+
+
+def hole_depth(known: np.ndarray) -> float:
+    """How deep a hole is: the mean distance from a hole pixel to the nearest known pixel, as a
+    share of the mask's side (the image border does not count as known). A centred half-size box
+    is 0.09, half a face 0.26, scattered pixels ~0.02; no hole is 0, no known pixel 1."""
+    hole = ~np.asarray(known, dtype=bool)
+    if not hole.any():
+        return 0.0
+    if hole.all():
+        return 1.0
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
+    return float(dist[hole].mean() / max(hole.shape))

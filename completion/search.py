@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import yeh_weights
+from .masks import hole_depth, yeh_weights
 from .options import CompletionOptions
 
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -108,6 +108,17 @@ class Search:
             z = (ze.repeat_interleave(r, 0) + jitter.view(-1, nz) + shift).clamp(-1, 1)
         return z
 
+    def step_caps(self, m: torch.Tensor) -> torch.Tensor:
+        """Adam steps each image may take, (N,): options.iterations, or none for a hole at least
+        options.skip_depth deep when the search starts from the encoder (masks.hole_depth)."""
+        o = self.options
+        caps = torch.full((m.shape[0],), o.iterations, dtype=torch.long)
+        if o.init == "encoder" and o.skip_depth < 1:
+            known = m[:, 0].cpu().numpy() > 0.5
+            deep = torch.tensor([hole_depth(k) >= o.skip_depth for k in known])
+            caps[deep] = 0
+        return caps
+
     def objective(
         self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,24 +169,26 @@ class Search:
         # A frozen z keeps its loss, so it stays stalled: `frozen` needs no memory of its own.
         early = o.early_stop > 0
         stalled = torch.zeros(n * r, dtype=torch.long, device=device)
-        frozen = torch.zeros(n * r, dtype=torch.bool, device=device)
         steps = torch.zeros(n * r, dtype=torch.long, device=device)
-        for it in range(o.iterations + 1):
+        caps = self.step_caps(m).repeat_interleave(r, 0).to(device)
+        frozen = steps >= caps
+        for it in range(int(caps.max()) + 1):
             loss, g = self.objective(z, yr, w)
             with torch.no_grad():
                 if early:
                     stalled = torch.where(loss < best_loss * (1 - o.early_stop), 0, stalled + 1)
-                    frozen = stalled >= o.patience
+                frozen = (stalled >= o.patience if early else frozen) | (steps >= caps)
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
                 best_z[better] = z[better]
             if callback is not None and every and it % every == 0:
                 callback(it, g.detach())
-            if it == o.iterations or (early and bool(frozen.all())):
+            if bool(frozen.all()):
                 break  # the last pass only scores the final z
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
-            before = z.detach()[frozen].clone() if early else None
+            held = bool(frozen.any())
+            before = z.detach()[frozen].clone() if held else None
             opt.step()
             steps += ~frozen
             with torch.no_grad():

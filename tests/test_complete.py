@@ -14,8 +14,8 @@ from completion.bundle import Model, save_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
 from completion.config import ModelConfig
-from completion.masks import ALL_MASK_TYPES, make_mask
-from completion.models import Discriminator, Generator
+from completion.masks import ALL_MASK_TYPES, hole_depth, make_mask
+from completion.models import Discriminator, Encoder, Generator
 from completion.train import train_step
 
 
@@ -166,6 +166,45 @@ def test_early_stop_batch_equals_single(toy_model: Model, toy_images) -> None:
         assert np.abs(a.generated.astype(int) - t.generated.astype(int)).max() <= 1
         assert abs(a.loss - t.loss) < 1e-3 * max(1.0, a.loss)
         assert a.steps == t.steps < 200
+
+
+def test_hole_depth() -> None:
+    """Mean distance of a hole pixel to the nearest known one, as a share of the side."""
+    assert hole_depth(np.ones((64, 64), bool)) == 0.0
+    assert hole_depth(np.zeros((64, 64), bool)) == 1.0
+    assert hole_depth(make_mask("center", 64)) == pytest.approx(0.09, abs=0.01)
+    for half in ("left", "right", "top", "bottom"):
+        assert hole_depth(make_mask(half, 64)) == pytest.approx(0.26, abs=0.01)
+    assert hole_depth(make_mask("grid:4", 64)) < 0.05
+    # Relative to the side: the same shape at twice the size is as deep.
+    assert hole_depth(make_mask("left", 128)) == pytest.approx(hole_depth(make_mask("left", 64)), abs=0.01)
+
+
+def test_deep_holes_keep_the_encoders_z(toy_model: Model, toy_images) -> None:
+    """From the encoder, a hole at least skip_depth deep takes no steps (its result is G of the
+    encoder's z), a shallow one takes every step, alone or together in one batch; with random
+    starts or skip_depth 1 every hole is searched."""
+    torch.manual_seed(3)
+    model = Model(
+        toy_model.config, toy_model.generator, toy_model.discriminator, Encoder(toy_model.config).eval()
+    )
+    c = Completer(model, CompletionOptions(iterations=7))
+    half, centre = make_mask("left", 32), make_mask("center", 32)
+    deep, shallow = c.complete(toy_images[0], half), c.complete(toy_images[1], centre)
+    assert deep.steps == 0 and shallow.steps == 7
+    both = c.complete_many([(toy_images[1], centre), (toy_images[0], half)])
+    assert [r.steps for r in both] == [7, 0]
+    assert np.abs(both[1].generated.astype(int) - deep.generated.astype(int)).max() <= 1
+    y = torch.from_numpy(toy_images[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
+    m = torch.from_numpy(half).float()[None, None]
+    with torch.no_grad():
+        encoded = model.generator(model.encoder(y * m, m))
+    assert (
+        np.abs(deep.generated.astype(int) - ((encoded[0].permute(1, 2, 0) + 1) * 127.5).round().numpy()).max()
+        <= 1
+    )
+    assert c.with_options(skip_depth=1.0).complete(toy_images[0], half).steps == 7
+    assert c.with_options(init="random").complete(toy_images[0], half).steps == 7
 
 
 def test_invalid_options() -> None:
