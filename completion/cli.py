@@ -809,7 +809,10 @@ def batch_command(
 @click.option("--model", type=click.Path(path_type=Path), default=None, help=MODEL_HELP)
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option(
-    "--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default)."
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    help="CPU threads per request (0: the cores other processes leave free when it starts).",
 )
 @click.option(
     "--queue",
@@ -855,6 +858,7 @@ def serve(
         max_upload=MAX_UPLOAD if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
         queue_size=queue_size or QUEUE_SIZE,
         max_pixels=max_pixels or MAX_PIXELS,
+        threads=threads,
     )
     sock = bind(host, port)  # a busy port is one error line (exit 1), before "serving"
     port = sock.getsockname()[1]  # the one the system chose for --port 0

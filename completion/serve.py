@@ -46,6 +46,7 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from .complete import Completer, Completion
+from .device import CpuMeter, set_threads
 from .errors import CompletionError, ServeError
 from .faces import detect_faces
 from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_rgb
@@ -62,6 +63,9 @@ MAX_UPLOAD = 20 * 1024 * 1024
 # Requests waiting or running at once; more get 503. Each holds at most MAX_UPLOAD bytes until the
 # worker takes it.
 QUEUE_SIZE = 8
+# How often an idle worker reads the machine's load, so a job starting after a long wait sees
+# what others use now rather than an average over the wait.
+METER_SECONDS = 2.0
 # Bodies being received at once (more get 503), and the seconds one may take (408 beyond): a client
 # that sends slowly or stops holds a reception place for at most that long, never a queue place.
 MAX_UPLOADS = 16
@@ -116,10 +120,16 @@ _LIBC = _libc()
 class ModelWorker:
     """One thread that runs jobs in arrival order, with a bounded number admitted at a time."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, threads: int = 0, cpu: bool = True) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
+        # Each job runs on `threads` CPU threads, or on the cores other processes leave free as
+        # it starts, measured while the worker waits (device.CpuMeter): a server beside another
+        # torch job that took every core would make both crawl.
+        self.threads, self.cpu = threads, cpu
+        self._meter = CpuMeter()
+        self.last_threads = 0
         self._slots = threading.BoundedSemaphore(capacity)
         self._admitted = 0
         self._lock = threading.Lock()
@@ -152,12 +162,18 @@ class ModelWorker:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=METER_SECONDS)
+            except queue.Empty:
+                self._meter.others()  # keeps the measurement recent
+                continue
             if job is None:
                 return
             fn, future = job
             if not future.set_running_or_notify_cancel():
                 continue
+            if self.cpu:
+                self.last_threads = set_threads(self.threads, self._meter)
             t0 = time.perf_counter()
             try:
                 future.set_result(fn())
@@ -536,9 +552,11 @@ def create_app(
     max_pixels: int = MAX_PIXELS,
     max_uploads: int = MAX_UPLOADS,
     upload_timeout: float = UPLOAD_TIMEOUT,
+    threads: int = 0,
 ) -> FastAPI:
-    """The web application around a loaded model (its worker thread starts here)."""
-    worker = ModelWorker(queue_size)
+    """The web application around a loaded model (its worker thread starts here); each job runs
+    on `threads` CPU threads, or 0: the cores other processes leave free (device.free_threads)."""
+    worker = ModelWorker(queue_size, threads, cpu=completer.model.device.type == "cpu")
     limits = Limits(max_upload, max_pixels, max_uploads, upload_timeout)
 
     @contextlib.asynccontextmanager

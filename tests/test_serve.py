@@ -347,3 +347,24 @@ def test_a_place_is_held_until_the_job_ends() -> None:
     w.admit()  # free again
     w.release()
     w.close()
+
+
+def test_each_job_runs_on_the_threads_the_machine_leaves_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker chooses torch's threads as each job starts: the free cores, or --threads."""
+    import torch
+
+    from completion import device
+    from completion.serve import ModelWorker
+
+    before = torch.get_num_threads()
+    free = iter([1, 2])
+    monkeypatch.setattr(device, "free_threads", lambda meter=None: next(free))
+    try:
+        w = ModelWorker(1)
+        assert [w.submit(torch.get_num_threads).result(timeout=10) for _ in range(2)] == [1, 2]
+        w.close()
+        fixed = ModelWorker(1, threads=1)
+        assert fixed.submit(torch.get_num_threads).result(timeout=10) == 1 and fixed.last_threads == 1
+        fixed.close()
+    finally:
+        torch.set_num_threads(before)
