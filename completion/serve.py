@@ -45,15 +45,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from . import __version__
-from .complete import Completer, Completion
+from .complete import Completer, Completion, FaceSpec
 from .device import CpuMeter, set_threads
-from .errors import CompletionError, ServeError
+from .errors import CompletionError, MaskError, ServeError
 from .faces import detect_faces
-from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_rgb
+from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_alpha, load_rgb
 from .inputs import load_pair
-from .masks import CONVENTIONS, parse_mask_type
+from .masks import CONVENTIONS, mask_to_image, parse_mask_type
 from .options import CompletionOptions, spec_of
-from .photo import Box, parse_box
+from .photo import Box, draw_mask_type, parse_box
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,12 @@ def _to_box(raw: object) -> Box:
 
 
 FORMATS = ("auto", "png", "json")
+# How JSON carries each candidate: its whole image, or only the rectangles that differ from the
+# input (a 6000x4000 photo's eyes, not 8 full-size PNGs).
+REGIONS = ("full", "changed")
+# Changed pixels are gathered on a grid of TILE px: a thin or scattered hole comes back as a few
+# tight rectangles rather than one box over its whole extent.
+TILE = 128
 _SamplesField = _api_int("samples", MAX_SAMPLES)
 _SeedField = _api_int("seed")
 _IterationsField = _api_int("iterations", MAX_ITERATIONS)
@@ -347,8 +353,16 @@ class CompleteRequest(BaseModel):
     format: Annotated[
         Literal[FORMATS],
         _choice("format", FORMATS),
-        Field(description="auto: image/png for samples=1, JSON otherwise"),
+        Field(description="auto: image/png for samples=1 with regions=full, JSON otherwise"),
     ] = "auto"
+    regions: Annotated[
+        Literal[REGIONS],
+        _choice("regions", REGIONS),
+        Field(
+            description="JSON only. full: each candidate's whole image as png; changed: only the "
+            "rectangles that differ from the input, each candidate's regions [{x, y, w, h, png}]"
+        ),
+    ] = "full"
 
 
 def _first_error(e: ValidationError) -> str:
@@ -395,11 +409,34 @@ def parse_job(up: Upload, default_iterations: int) -> CompleteJob:
         raise ApiError(400, "give either mask or mask_type, not both")
     if req.box is not None and req.aligned:
         raise ApiError(400, "give either box or aligned, not both")
-    fmt = req.format if req.format != "auto" else "png" if req.samples == 1 else "json"
+    light = req.regions == "changed"
+    fmt = req.format if req.format != "auto" else "png" if req.samples == 1 and not light else "json"
     if fmt == "png" and req.samples > 1:
         raise ApiError(400, "format=png returns one image: ask for samples=1, or format=json")
+    if fmt == "png" and light:
+        raise ApiError(400, "regions=changed is a JSON answer: ask for format=json")
     iterations = default_iterations if req.iterations is None else req.iterations
     return CompleteJob(up.image, up.mask, req, iterations, fmt)
+
+
+# The fields of /api/mask: what decides where a generated mask is drawn.
+MASK_FIELDS = ("mask_type", "box", "aligned", "seed")
+
+
+def parse_mask_job(up: Upload) -> CompleteRequest:
+    """The fields of POST /api/mask, validated as /api/complete's (ApiError 400 otherwise)."""
+    unknown = sorted(set(up.fields) - set(MASK_FIELDS)) + (["mask"] if up.mask is not None else [])
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (expected image, {', '.join(MASK_FIELDS)})")
+    try:
+        req = CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
+    except ValidationError as e:
+        raise ApiError(400, _first_error(e)) from None
+    if req.mask_type is None:
+        raise ApiError(400, "mask_type: the generated mask to draw is missing")
+    if req.box is not None and req.aligned:
+        raise ApiError(400, "give either box or aligned, not both")
+    return req
 
 
 # -- the work, in the worker thread -------------------------------------------------------------------
@@ -410,6 +447,36 @@ def encode_png(rgb: np.ndarray) -> bytes:
     # Level 3: about as small as the default 6 on photos, several times faster to write.
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
+
+
+def changed_regions(changed: np.ndarray, tile: int = TILE) -> list[tuple[int, int, int, int]]:
+    """Rectangles (x, y, w, h) covering every True pixel of `changed` (HxW bool): per band of `tile`
+    rows, each run of grid tiles holding changed pixels, cut to those pixels' bounds."""
+    rows = np.flatnonzero(changed.any(axis=1))
+    if rows.size == 0:
+        return []
+    out = []
+    for y0 in range(int(rows[0]) // tile * tile, int(rows[-1]) + 1, tile):
+        band = changed[y0 : y0 + tile]
+        cols = band.any(axis=0)
+        if not cols.any():
+            continue
+        width = band.shape[1]
+        tiles = np.add.reduceat(cols, np.arange(0, width, tile)) > 0
+        k = 0
+        while k < tiles.size:
+            if not tiles[k]:
+                k += 1
+                continue
+            end = k
+            while end + 1 < tiles.size and tiles[end + 1]:
+                end += 1
+            x0, x1 = k * tile, min(width, (end + 1) * tile)
+            xs = np.flatnonzero(cols[x0:x1])
+            ys = np.flatnonzero(band[:, x0:x1].any(axis=1))
+            out.append((x0 + int(xs[0]), y0 + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1))
+            k = end + 1
+    return out
 
 
 def run_job(
@@ -444,6 +511,18 @@ def run_job(
 
     candidates = res.candidates or [res]
     del res
+    regions: list[tuple[int, int, int, int]] | None = None
+    if req.regions == "changed":
+        # Outside the hole a candidate is the input, except that where the transparency was the
+        # hole the answer is opaque: pixels that were not fully opaque changed too.
+        known = candidates[0].hole_known
+        changed = np.zeros((height, width), bool) if known is None else ~known
+        if not alpha:
+            source_alpha = load_alpha(Path("image"), data=job.image)
+            if source_alpha is not None:
+                changed |= source_alpha < 255
+        regions = changed_regions(changed, TILE)
+        del changed
     # The corners of each face crop the model completed, for the page to outline.
     crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in candidates[0].faces]
     outside = candidates[0].outside
@@ -451,8 +530,15 @@ def run_job(
     while candidates:  # each full-size candidate is dropped once encoded
         cand = candidates.pop(0)
         out.append({"seed": cand.seed, "loss": round(cand.loss, 4), "steps": cand.steps})
-        out[-1]["png"] = encode_png(picture(cand))
-        del cand
+        full = picture(cand)
+        if regions is None:
+            out[-1]["png"] = encode_png(full)
+        else:
+            out[-1]["regions"] = [
+                {"x": x, "y": y, "w": w, "h": h, "png": encode_png(full[y : y + h, x : x + w])}
+                for x, y, w, h in regions
+            ]
+        del cand, full
     return {"width": width, "height": height, "crops": crops, "outside": outside, "candidates": out}
 
 
@@ -472,6 +558,19 @@ def api_message(message: str) -> str:
     for flag, field_name in _API_WORDS:
         message = re.sub(re.escape(flag) + r"(?![\w-])", field_name, message)
     return message
+
+
+def hole_png(completer: Completer, data: bytes, req: CompleteRequest) -> bytes:
+    """The hole /api/complete would fill for req.mask_type, drawn as /api/complete draws it (on
+    every face found, or the box, with the seed): a PNG of the image's size, white = hole."""
+    assert req.mask_type is not None  # parse_mask_job refuses a request without one
+    image = load_rgb(Path("image"), data=data)
+    h, w = image.shape[:2]
+    faces = completer.frame_faces(image, FaceSpec(req.aligned, req.box), "image")
+    known = draw_mask_type(req.mask_type, [f.framing for f in faces], h, w, seed=req.seed)
+    if known.all():
+        raise MaskError(f"image: mask type {req.mask_type} draws no hole inside the {w}x{h} image")
+    return encode_png(mask_to_image(known))
 
 
 def face_boxes(data: bytes) -> dict[str, Any]:
@@ -517,7 +616,9 @@ COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "format=png: the completed image (headers X-Seed, X-Loss). format=json: "
         '{"width", "height", "crops" (each completed face crop\'s corners), "outside", "seconds", '
-        '"candidates": [{"seed", "loss", "steps", "png" (base64)}], lowest loss first}',
+        '"candidates": [{"seed", "loss", "steps", "png" (base64)}], lowest loss first}; with '
+        'regions=changed each candidate has "regions": [{"x", "y", "w", "h", "png" (base64)}] '
+        "instead of png: the rectangles that differ from the input, pasted over it",
         "content": {"image/png": {}, "application/json": {}},
     },
     **{
@@ -539,6 +640,10 @@ FACES_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": '{"width", "height", "faces": [{"x", "y", "w", "h"}]}, largest first',
         "content": {"application/json": {}},
     },
+    **{k: v for k, v in COMPLETE_RESPONSES.items() if k != 200},
+}
+MASK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the hole, white on black, at the image's size", "content": {"image/png": {}}},
     **{k: v for k, v in COMPLETE_RESPONSES.items() if k != 200},
 }
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
@@ -771,6 +876,20 @@ FACES_BODY = {
 }
 
 
+def _mask_body() -> dict[str, Any]:
+    """The request body of /api/mask: the image and CompleteRequest's fields that place the hole."""
+    props = CompleteRequest.model_json_schema()["properties"]
+    form = {
+        "type": "object",
+        "required": ["image", "mask_type"],
+        "properties": {
+            "image": {"type": "string", "format": "binary", "description": "the photo or face"},
+            **{name: props[name] for name in MASK_FIELDS},
+        },
+    }
+    return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+
+
 def _add_work(app: FastAPI, completer: Completer, gate: _Gate) -> None:
     """/api/complete and /api/faces, which run in the model worker."""
     default_iterations = completer.options.iterations
@@ -806,8 +925,26 @@ def _add_work(app: FastAPI, completer: Completer, gate: _Gate) -> None:
             return Response(best["png"], media_type="image/png", headers=headers)
         out["seconds"] = round(time.perf_counter() - t0, 3)
         for c in out["candidates"]:
-            c["png"] = base64.b64encode(c["png"]).decode("ascii")
+            for part in c.get("regions", [c]):
+                part["png"] = base64.b64encode(part["png"]).decode("ascii")
         return JSONResponse(out)
+
+    @app.post(
+        "/api/mask",
+        openapi_extra={"requestBody": _mask_body()},
+        responses=MASK_RESPONSES,
+        response_class=Response,
+    )
+    async def mask(request: Request) -> Response:
+        """The hole a mask_type draws on this image, as /api/complete would draw it: to show it
+        before completing."""
+
+        async def reader(req: Request) -> tuple[bytes, CompleteRequest]:
+            up = await upload(req)
+            return up.image, parse_mask_job(up)
+
+        out = await gate.run(request, lambda job, cancelled: hole_png(completer, *job), reader)
+        return out if isinstance(out, Response) else Response(out, media_type="image/png")
 
     @app.post(
         "/api/faces",

@@ -136,6 +136,63 @@ def test_transparency_is_the_hole(client: TestClient, face: np.ndarray) -> None:
     assert np.array_equal(out[:10], face[:10])
 
 
+def paste(base: np.ndarray, regions: list[dict]) -> np.ndarray:
+    """A light answer's candidate: its regions pasted over the input, as the page does."""
+    out = base.copy()
+    for r in regions:
+        out[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]] = decode(base64.b64decode(r["png"]))
+    return out
+
+
+def test_changed_regions_rebuild_the_full_answer(
+    client: TestClient, face: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """regions=changed carries each candidate as rectangles over the input: pasted, they give the
+    full answer's image exactly, and they cover little more than the hole."""
+    monkeypatch.setattr("completion.serve.TILE", 16)  # a 32-px image on a grid of 2x2 tiles
+    hole = np.zeros((SIZE, SIZE), np.uint8)
+    hole[4:9, 3:12] = 255  # two separate holes: two tight rectangles, not one box over both
+    hole[20:30, 22:27] = 255
+    full = post(client, png(face), png(hole), samples=2, seed=1).json()
+    light = post(client, png(face), png(hole), samples=2, seed=1, regions="changed")
+    assert light.status_code == 200 and light.headers["content-type"] == "application/json"
+    body = light.json()
+    assert [c["seed"] for c in body["candidates"]] == [c["seed"] for c in full["candidates"]]
+    for c, f in zip(body["candidates"], full["candidates"], strict=True):
+        assert "png" not in c
+        boxes = sorted((r["x"], r["y"], r["w"], r["h"]) for r in c["regions"])
+        assert boxes == [(3, 4, 9, 5), (22, 20, 5, 10)]
+        assert np.array_equal(paste(face, c["regions"]), decode(base64.b64decode(f["png"])))
+    # samples=1 with regions=changed answers JSON (format=auto), the old PNG answer stays the default.
+    one = post(client, png(face), png(hole), regions="changed")
+    assert one.headers["content-type"] == "application/json"
+    assert post(client, png(face), png(hole)).headers["content-type"] == "image/png"
+
+
+def test_changed_regions_where_transparency_was_the_hole(client: TestClient, face: np.ndarray) -> None:
+    rgba = np.dstack([face, np.full((SIZE, SIZE), 255, np.uint8)])
+    rgba[10:20, 10:20, 3] = 0
+    rgba[2, 30, 3] = 200  # known, but the opaque answer changes it (composited onto black)
+    r = post(client, png(rgba), regions="changed")
+    boxes = sorted((g["x"], g["y"], g["w"], g["h"]) for g in r.json()["candidates"][0]["regions"])
+    assert boxes == [(10, 2, 21, 18)]  # one tile: both the hole and the half-transparent pixel
+    full = decode(post(client, png(rgba)).content)
+    assert np.array_equal(paste(full, r.json()["candidates"][0]["regions"]), full)
+
+
+def test_mask_endpoint_draws_the_hole_complete_fills(client: TestClient, face: np.ndarray) -> None:
+    r = client.post("/api/mask", files={"image": ("x.png", png(face))}, data={"mask_type": "center"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    hole = decode(r.content)[..., 0] > 127
+    assert hole.shape == (SIZE, SIZE) and 0 < hole.sum() < SIZE * SIZE
+    done = decode(post(client, png(face), mask_type="center").content)
+    assert np.array_equal(done[~hole], face[~hole]) and not np.array_equal(done[hole], face[hole])
+    bad = client.post("/api/mask", files={"image": ("x.png", png(face))}, data={"samples": "2"})
+    assert bad.status_code == 400 and "unknown field 'samples'" in bad.json()["error"]
+    none = client.post("/api/mask", files={"image": ("x.png", png(face))})
+    assert none.status_code == 400 and "mask_type" in none.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("fields", "files", "message"),
     [
@@ -148,6 +205,8 @@ def test_transparency_is_the_hole(client: TestClient, face: np.ndarray) -> None:
         ({"box": "1,2,3"}, None, "box: box '1,2,3': expected x,y,w,h"),
         ({"box": "1,2,3,4", "aligned": "true"}, None, "give either box or aligned, not both"),
         ({"format": "png", "samples": "2"}, None, "format=png returns one image"),
+        ({"format": "png", "regions": "changed"}, None, "regions=changed is a JSON answer"),
+        ({"regions": "some"}, None, "regions: 'some' is not one of full, changed"),
         ({"colour": "red"}, None, "unknown field 'colour'"),
     ],
 )
@@ -265,6 +324,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert {"image", "mask", "mask_type", "samples", "seed", "iterations"} <= set(
         body["schema"]["properties"]
     )
+    assert "regions" in body["schema"]["properties"] and "/api/mask" in spec["paths"]
     assert "/api/health" in spec["paths"]
     assert client.get("/docs").status_code == 404  # its scripts come from a CDN: not served
     assert client.get("/nowhere").json() == {"error": "Not Found"}
