@@ -46,6 +46,7 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from .complete import Completer, Completion, FaceSpec
+from .config import SEED_MAX
 from .device import CpuMeter, set_threads
 from .errors import CompletionError, MaskError, ServeError
 from .faces import detect_faces
@@ -837,6 +838,8 @@ def _add_pages(app: FastAPI, completer: Completer, gate: _Gate) -> None:
             "max_pixels": limits.max_pixels,
             "upload_timeout_s": limits.upload_timeout,
             "max_samples": MAX_SAMPLES,
+            "max_iterations": MAX_ITERATIONS,
+            "max_seed": SEED_MAX,
         }
 
     @app.get("/api/samples")
