@@ -436,3 +436,19 @@ def test_413_from_faces_is_said_as_too_large(page) -> None:  # noqa: ANN001
     )
     page.select_option("#sample", "face_02.png")
     page.wait_for_function("document.querySelector('#faceinfo')?.textContent.startsWith('server busy')")
+
+
+def test_errors_name_the_pages_controls(page, tmp_path: Path) -> None:  # noqa: ANN001
+    """A hole away from every face: the server's line, in the page's words (no API field, no flag)."""
+    open_file(page, astronaut(tmp_path))
+    settings(page)
+    paint(page, (440, 440), (480, 440), 20)  # on her suit, far from the face
+    with page.expect_response("**/api/complete") as info:
+        page.click("#complete")
+    assert info.value.status == 400
+    page.wait_for_selector("#status.error")
+    said = page.inner_text("#status")
+    assert said.startswith("error: photo: the hole lies outside every face found")
+    assert "a face picked under Face" in said
+    for other in ("box", "--", "field", "image:"):
+        assert other not in said
