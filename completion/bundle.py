@@ -50,11 +50,12 @@ class Model:
         return next(self.generator.parameters()).device
 
 
-def read_file(path: Path, kind: str) -> dict[str, Any]:
-    """torch.load with weights_only=True, every failure turned into one ModelFileError line."""
+def load_weights(path: Path, what: str = "model file") -> Any:  # noqa: ANN401 - plain data of any shape
+    """torch.load with weights_only=True, every failure turned into one ModelFileError line (the
+    one guarded load for model bundles, checkpoints and the framer)."""
     path = Path(path)
     if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such {what}")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder, expected a .pt file")
     try:
@@ -72,9 +73,16 @@ def read_file(path: Path, kind: str) -> dict[str, Any]:
                 f"{path}: refused, the file holds code or objects other than weights ({what}); "
                 "nothing was run"
             ) from e
-        raise ModelFileError(f"{path}: corrupt or truncated model file") from e
+        raise ModelFileError(f"{path}: corrupt or truncated {what}") from e
     except Exception as e:  # damaged bytes also surface as IndexError, KeyError, TypeError, ...
-        raise ModelFileError(f"{path}: corrupt or truncated model file") from e
+        raise ModelFileError(f"{path}: corrupt or truncated {what}") from e
+    return obj
+
+
+def read_file(path: Path, kind: str) -> dict[str, Any]:
+    """A model bundle or checkpoint (load_weights), its format, kind and version checked."""
+    path = Path(path)
+    obj = load_weights(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a dcgan-completion {kind} file")
     if kind == "model" and obj.get("kind") == "checkpoint":

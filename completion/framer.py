@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bundle import write_file
+from .bundle import load_weights, write_file
 from .errors import ModelFileError
 from .grid import to_signed
 from .photo import Framing, crop_to_model
@@ -117,12 +117,7 @@ def save_framer(net: Framer, path: Path, meta: dict) -> None:
 
 def load_framer(path: Path = DEFAULT_FILE) -> Framer:
     """A Framer in eval mode from a file written by save_framer."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: the framer's weights are missing") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt file
-        raise ModelFileError(f"{path}: not a framer file ({type(e).__name__})") from None
+    blob = load_weights(path, "framer file")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a framer file (expected format {FORMAT})")
     net = Framer(FramerConfig(**blob["config"]))

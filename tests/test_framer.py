@@ -97,12 +97,15 @@ def test_framer_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_bad_framer_files_raise_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelFileError, match="missing"):
+    with pytest.raises(ModelFileError, match="none.pt: no such framer file"):
         load_framer(tmp_path / "none.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a torch file")
-    with pytest.raises(ModelFileError, match="junk.pt: not a framer file"):
+    with pytest.raises(ModelFileError, match="junk.pt: corrupt or truncated framer file"):
         load_framer(junk)
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(ModelFileError, match="folder.pt: is a folder"):
+        load_framer(tmp_path / "folder.pt")
     other = tmp_path / "other.pt"
     torch.save({"format": "something else"}, other)
     with pytest.raises(ModelFileError, match="expected format"):
