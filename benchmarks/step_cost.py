@@ -2,7 +2,9 @@
 
 Variants, each timed in this process against "plain" (the eval-mode generator as trained):
 folded (batch norm folded into the convolutions), channels_last, torch.compile of the folded
-generator, and bf16 autocast. For each batch size: milliseconds per step and per image-step, the
+generator, bf16 autocast, search (models.search_generator: folded, channels-last, the first layer
+as one matrix multiply; what completion runs) and search_bf16 (the same under bf16 autocast).
+For each batch size: milliseconds per step and per image-step, the
 speed ratio against plain, and the largest difference of G(z) from plain.
 
     python benchmarks/step_cost.py [--batch-sizes 1,64] [--steps 50] [--variants plain,folded,...]
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from completion.bundle import default_model_path, load_model
-from completion.models import fold_batch_norm
+from completion.models import fold_batch_norm, search_generator
 
 
 def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -33,6 +35,8 @@ def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, boo
         return torch.compile(fold_batch_norm(generator)), False
     if variant == "bf16":
         return fold_batch_norm(generator), True
+    if variant in ("search", "search_bf16"):
+        return search_generator(generator), variant == "search_bf16"
     raise SystemExit(f"unknown variant {variant}")
 
 
@@ -66,7 +70,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--batch-sizes", default="1,64")
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--variants", default="plain,folded,channels_last,compiled,bf16")
+    ap.add_argument("--variants", default="plain,folded,channels_last,compiled,bf16,search,search_bf16")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
