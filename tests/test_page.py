@@ -449,6 +449,6 @@ def test_errors_name_the_pages_controls(page, tmp_path: Path) -> None:  # noqa: 
     page.wait_for_selector("#status.error")
     said = page.inner_text("#status")
     assert said.startswith("error: photo: the hole lies outside every face found")
-    assert "a face picked under Face" in said
+    assert "a face picked under Faces" in said
     for other in ("box", "--", "field", "image:"):
         assert other not in said
