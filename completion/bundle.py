@@ -25,7 +25,28 @@ BUNDLE_VERSION = 1
 CHECKPOINT_VERSION = 1
 # What building networks from a file's dict raises when the dict is well-formed pickle but not the
 # layout we wrote (missing keys, wrong types or shapes): a ModelFileError, not a traceback.
-MALFORMED = (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError)
+# What a file whose sections have the right kinds (check_layout) can still raise when they are used:
+# ModelConfig and the options refuse values (ValueError, or TypeError for unknown or missing
+# fields), load_state_dict refuses weights of other names or shapes (RuntimeError), an optimiser
+# state of another layout (ValueError). Nothing broader, so the loaders' own bugs are not hidden.
+MALFORMED = (ValueError, TypeError, RuntimeError)
+
+
+def check_layout(
+    obj: dict[str, Any], path: Path, what: str, tables: tuple[str, ...], weights: tuple[str, ...]
+) -> None:
+    """Each named section of a loaded file is of the kind it must be before anything reads it: a
+    table (dict) or weights (dict of name -> tensor; a None value counts as absent only where the
+    section is optional, i.e. not named). A missing or mistyped one is a ModelFileError naming it."""
+    for key in tables:
+        if not isinstance(obj.get(key), dict):
+            raise ModelFileError(f"{path}: {what} has no valid {key!r} section")
+    for key in weights:
+        sd = obj.get(key)
+        if not isinstance(sd, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()
+        ):
+            raise ModelFileError(f"{path}: {what} has no valid {key!r} weights")
 
 
 @dataclass
@@ -140,6 +161,8 @@ def load_model(path: Path | str | None, device: str | torch.device = "cpu") -> M
     """A model bundle from a file, a shipped model by name, or (None) the default (model_path)."""
     path = model_path(path)
     obj = read_file(path, "model")
+    optional = ("encoder",) if obj.get("encoder") is not None else ()
+    check_layout(obj, path, "model file", ("config",), ("generator", "discriminator", *optional))
     try:
         cfg = ModelConfig.from_dict(obj["config"])
         g, d = Generator(cfg), Discriminator(cfg)

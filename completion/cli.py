@@ -195,11 +195,16 @@ def train(
     given = {k for k in ctx.params if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     cfg = ModelConfig(image_size=int(image_size), ngf=ngf, ndf=ndf, crop=crop)
     if grow_from is not None:
-        from .bundle import read_file
+        from .bundle import check_layout, read_file
         from .grow import grown_config
 
         grow_from = model_path(grow_from)
-        grown = grown_config(ModelConfig.from_dict(read_file(grow_from, "model")["config"]))
+        small = read_file(grow_from, "model")
+        check_layout(small, grow_from, "model file", ("config",), ())
+        try:
+            grown = grown_config(ModelConfig.from_dict(small["config"]))
+        except (ValueError, TypeError) as e:
+            raise click.BadParameter(f"{grow_from}: {e}", param_hint="--grow-from") from None
         keep = {k: getattr(cfg, k) for k in ("image_size", "ngf", "ndf", "crop") if k in given}
         cfg = ModelConfig(**{**grown.to_dict(), **keep})
     opts = TrainOptions(

@@ -27,7 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .bundle import CHECKPOINT_VERSION, FORMAT, MALFORMED, load_model, read_file, save_model, write_file
+from .bundle import (
+    CHECKPOINT_VERSION,
+    FORMAT,
+    MALFORMED,
+    check_layout,
+    load_model,
+    read_file,
+    save_model,
+    write_file,
+)
 from .config import ModelConfig
 from .data import FaceData, select_files
 from .device import resolve_device, resolve_precision
@@ -180,7 +189,17 @@ def checkpoint_path(out: Path) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return read_file(path, "checkpoint")
+    """A training checkpoint (bundle.read_file), its sections checked for kind (check_layout)."""
+    ckpt = read_file(path, "checkpoint")
+    ema = ("generator_ema",) if ckpt.get("generator_ema") is not None else ()
+    check_layout(
+        ckpt, Path(path), "checkpoint", ("config", "options", "state", "opt_g", "opt_d"),
+        ("generator", "discriminator", *ema),
+    )  # fmt: skip
+    for key in ("opt_g", "opt_d"):
+        if not {"state", "param_groups"} <= ckpt[key].keys():
+            raise ModelFileError(f"{path}: checkpoint has no valid {key!r} section")
+    return ckpt
 
 
 class _DeferredInterrupt:

@@ -172,3 +172,25 @@ def test_model_names_pick_shipped_models_and_paths_stay_paths(
     monkeypatch.chdir(tmp_path)
     (tmp_path / SHIPPED[0]).write_bytes(b"")  # a file of that name here is what the user means
     assert model_path(SHIPPED[0]) == Path(SHIPPED[0])
+
+
+@pytest.mark.parametrize(
+    ("section", "value"),
+    [
+        ("config", None),
+        ("config", [1, 2]),
+        ("generator", None),
+        ("generator", {"w": [0.0]}),
+        ("encoder", "x"),
+    ],
+)
+def test_sections_of_the_wrong_kind_are_named(
+    tmp_path: Path, bundle: Path, section: str, value: object
+) -> None:
+    """A section that is missing or of the wrong kind is named in one line (not a KeyError or an
+    AttributeError from the loader, which would hide the loader's own bugs)."""
+    obj = torch.load(bundle, weights_only=True)
+    obj[section] = value
+    path = tmp_path / "odd.pt"
+    torch.save(obj, path)
+    refused(path, f"no valid {section!r}")

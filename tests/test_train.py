@@ -16,7 +16,7 @@ import completion.train as train_mod
 from completion.bundle import load_model, read_file
 from completion.config import ModelConfig
 from completion.errors import ModelFileError, TrainingDiverged
-from completion.train import TrainOptions, checkpoint_path, export, train
+from completion.train import TrainOptions, checkpoint_path, export, load_checkpoint, train
 
 CFG = ModelConfig(image_size=32, ngf=8, ndf=8)
 BATCH = 8
@@ -65,6 +65,18 @@ def test_checkpoint_round_trip(straight_run: Path) -> None:
     # A checkpoint is not a model bundle.
     with pytest.raises(ModelFileError, match="checkpoint"):
         read_file(straight_run, "model")
+
+
+@pytest.mark.parametrize(("section", "value"), [("opt_g", None), ("opt_d", {"state": {}}), ("options", [])])
+def test_checkpoint_sections_of_the_wrong_kind_are_named(
+    straight_run: Path, tmp_path: Path, section: str, value: object
+) -> None:
+    ckpt = read_file(straight_run, "checkpoint")
+    ckpt[section] = value
+    bad = tmp_path / "checkpoint.pt"
+    torch.save(ckpt, bad)
+    with pytest.raises(ModelFileError, match=f"checkpoint.pt: checkpoint has no valid {section!r}"):
+        load_checkpoint(bad)
 
 
 def test_sample_grid_per_epoch(straight_run: Path) -> None:
