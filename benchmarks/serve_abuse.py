@@ -8,7 +8,7 @@ Prints one markdown table:
 - abandoned jobs: clients that give up 2 s into a 1000-step, 8-sample job (like `timeout 2 curl`);
   the time from their going until the queue is empty again;
 - peak RSS (VmHWM, reset before each request through /proc/PID/clear_refs) for a 10000x10000 PNG
-  bomb and a 6000x4000 photo, against the idle server;
+  bomb and a 6000x4000 photo (eyes, and a box's whole centre as the hole), against the idle server;
 - 40 concurrent valid requests, each a different image: each answer is its own image (its known
   pixels those it sent, bit for bit) or a 503.
 Every loop is bounded; each part runs in a fresh server process so that peaks do not mix."""
@@ -127,12 +127,21 @@ def memory(args: argparse.Namespace, rows: list[str]) -> None:
          {"mask_type": "center", "box": "4000,4000,2000,2000"}, ()),
         ("6000x4000 photo, eyes", photo, {"mask_type": "eyes"}, ()),
         ("6000x4000 photo, eyes, 8 samples", photo, {"mask_type": "eyes", "samples": 8}, ()),
+        # The largest holes: a box's whole centre (2.2 and 9.3 megapixels), and one all rim.
+        ("6000x4000 photo, box 2000,1000,2000,2000, center", photo,
+         {"mask_type": "center", "box": "2000,1000,2000,2000"}, ()),
+        ("6000x4000 photo, box 1000,0,4000,4000, center", photo,
+         {"mask_type": "center", "box": "1000,0,4000,4000"}, ()),
+        ("6000x4000 photo, box 1000,0,4000,4000, random:0.8", photo,
+         {"mask_type": "random:0.8", "box": "1000,0,4000,4000"}, ()),
     ]  # fmt: skip
     if args.bomb_limit:
         cases += [
             (f"{name} (--max-pixels 100000000)", data, fields, ("--max-pixels", "100000000"))
             for name, data, fields, _ in cases[:2]
         ]
+    if args.cases:
+        cases = [cases[int(i) - 1] for i in args.cases.split(",")]
     for name, data, fields, extra in cases:
         proc, url = start_server(*args.extra, *extra, threads=args.threads)
         try:
@@ -192,6 +201,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--bomb-limit", action="store_true", help="also the bomb with --max-pixels 100000000")
     ap.add_argument("--parts", default="slow,abandoned,memory,concurrent")
+    ap.add_argument("--cases", default=None, help="memory cases to run, by number from 1 (e.g. 5,6)")
     args = ap.parse_args()
     args.extra = ("--model", args.model) if args.model else ()
     rows = ["| case | clients | result |", "|---|---|---|"]

@@ -5,7 +5,8 @@ and the hole is drawn at the photo's resolution. This module knows where the mod
 a face lies in the photo (a Framing: from landmarks in faces.py, from a box, or the canonical centre
 crop of an aligned image), warps the photo and the hole to it, draws generated masks in it, gives
 each hole region to the face whose crop covers it, and pastes G(z*) back only into the hole,
-Poisson-blended at full resolution. Every pixel outside the hole is bit-identical to the input.
+Poisson-blended at full resolution (a large hole coarse to fine, in bounded memory:
+_paste_large). Every pixel outside the hole is bit-identical to the input.
 complete.py runs the model; faces.py finds the faces; nothing here imports either.
 
 Coordinates: boxes and crop centres are in "edge" coordinates (pixel i covers [i, i+1)); the 2x3
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spla
 
 from .blend import poisson_blend, seamless_clone
 from .config import VALID_SIZES, parse_crop
@@ -34,6 +38,20 @@ log = logging.getLogger(__name__)
 CROP_DX = -0.0161
 CROP_DY = -0.1606
 CROP_SIDE = 1.276
+
+# paste_back solves the Poisson blend of a hole up to DIRECT_MAX pixels in one sparse LU at full
+# resolution, on float copies of the hole's bounding box: about 0.5 GB for a square hole of this
+# size (the LU's fill grows faster than the hole). Larger holes, or holes whose bounding box
+# exceeds REGION_MAX pixels, go coarse to fine (_paste_large) and touch the photo only in uint8.
+DIRECT_MAX = 200_000
+REGION_MAX = 4_000_000
+# The coarse solve's hole cells and grid cells at most (one LU of ~0.2 GB, small float grids).
+COARSE_MAX = 100_000
+GRID_MAX = 1_000_000
+# Points per cv2.remap call or per row block: float temporaries of a few tens of MB.
+CHUNK = 1 << 20
+# The side of the band's tiles (each one LU of at most (side + 2 (2f + 3))^2 pixels).
+BAND_TILE = 256
 
 
 def center_crop_box(width: int, height: int, frac: float) -> tuple[int, int, int]:
@@ -190,11 +208,15 @@ class Framing:
         """h x w bool: which photo pixels of the region at (x0, y0) the crop covers."""
         m = self.matrix
         xs = np.arange(x0, x0 + w, dtype=np.float64)[None, :]
-        ys = np.arange(y0, y0 + h, dtype=np.float64)[:, None]
-        qx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-        qy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
         lo, hi = -0.5, self.size - 0.5
-        return (qx >= lo) & (qx <= hi) & (qy >= lo) & (qy <= hi)
+        out = np.empty((h, w), bool)
+        step = max(1, CHUNK // max(w, 1))  # float64 temporaries a few MB, not photo-sized
+        for r in range(0, h, step):
+            ys = np.arange(y0 + r, y0 + min(h, r + step), dtype=np.float64)[:, None]
+            qx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+            qy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+            out[r : r + step] = (qx >= lo) & (qx <= hi) & (qy >= lo) & (qy <= hi)
+        return out
 
 
 def _bounds(framing: Framing, width: int, height: int, pad: int = 2) -> tuple[int, int, int, int]:
@@ -331,20 +353,41 @@ def assign_holes(hole: np.ndarray, framings: list[Framing]) -> tuple[list[np.nda
     """Give each hole region (4-connected) to the face whose crop covers most of it.
 
     Returns (per face: HxW bool, its share of the hole; HxW bool: the regions no crop touches)."""
-    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=4)
     h, w = hole.shape
+    shares = [np.zeros((h, w), bool) for _ in framings]
+    nowhere = np.zeros((h, w), bool)
+    box = _hole_box(hole, 1)
+    if box is None:
+        return shares, nowhere
+    # Labels only over the hole's bounding box (plus a ring, so no region touches its edge
+    # where the photo goes on): int32 there, and bool lookups rather than int64 photo-sized maps.
+    bx0, by0, bx1, by1 = box
+    count, labels = cv2.connectedComponents(hole[by0:by1, bx0:bx1].astype(np.uint8), connectivity=4)
     cover = np.zeros((len(framings), count), np.int64)
     for i, f in enumerate(framings):
         x0, y0, x1, y1 = _bounds(f, w, h, pad=0)
+        x0, y0, x1, y1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
         if x1 <= x0 or y1 <= y0:
             continue
-        lab = labels[y0:y1, x0:x1][f.inside(x0, y0, x1 - x0, y1 - y0)]
+        lab = labels[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0][f.inside(x0, y0, x1 - x0, y1 - y0)]
         cover[i] = np.bincount(lab, minlength=count)
     cover[:, 0] = 0  # label 0 is the known background
     owner = np.where(cover.max(0) > 0, cover.argmax(0), -1) if framings else np.full(count, -1)
     owner[0] = -2
-    shares = [hole & (owner[labels] == i) for i in range(len(framings))]
-    return shares, hole & (owner[labels] == -1)
+    for i in range(len(framings)):
+        shares[i][by0:by1, bx0:bx1] = (owner == i)[labels]
+    nowhere[by0:by1, bx0:bx1] = (owner == -1)[labels]
+    return shares, nowhere
+
+
+def _hole_box(hole: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
+    """x0, y0, x1, y1 of the hole's bounding box grown by pad (clipped to the array); None if empty."""
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = hole.shape
+    x0, y0 = max(0, int(cols[0]) - pad), max(0, int(rows[0]) - pad)
+    return x0, y0, min(w, int(cols[-1]) + pad + 1), min(h, int(rows[-1]) + pad + 1)
 
 
 def inpaint_classic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -378,17 +421,19 @@ def paste_back(
 
     `hole` is this face's share of the hole only (see assign_holes): other faces' holes count as
     known here, and no 4-neighbour of this hole belongs to them, so they never act as boundary."""
-    h, w = hole.shape
-    ys, xs = np.nonzero(hole)
-    pad = 3  # the Poisson boundary needs one ring of known pixels; a few more give inpaint context
-    x0, y0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
-    x1, y1 = min(w, int(xs.max()) + pad + 1), min(h, int(ys.max()) + pad + 1)
+    # The Poisson boundary needs one ring of known pixels; a few more give inpaint context.
+    box = _hole_box(hole, 3)
+    if box is None:
+        return image.copy(), 0
+    x0, y0, x1, y1 = box
     rw, rh = x1 - x0, y1 - y0
     hole_r = hole[y0:y1, x0:x1]
     in_r = hole_r & framing.inside(x0, y0, rw, rh)
     out_r = hole_r & ~in_r
     # Region pixel (i, j) is photo pixel (x0 + i, y0 + j); the matrix maps it to the model image.
     to_model = (_homog(framing.matrix) @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64))[:2]
+    if blend in ("poisson", "none") and (int(in_r.sum()) > DIRECT_MAX or rw * rh > REGION_MAX):
+        return _paste_large(image, (x0, y0), in_r, out_r, to_model, generated, blend)
     source = cv2.warpAffine(
         np.ascontiguousarray(generated, dtype=np.float32),
         to_model,
@@ -415,3 +460,182 @@ def paste_back(
     region = out[y0:y1, x0:x1]
     region[hole_r] = np.clip(np.rint(work[hole_r]), 0, 255).astype(np.uint8)
     return out, outside
+
+
+# -- large holes ----------------------------------------------------------------------------------
+
+
+def _sample(img: np.ndarray, m: np.ndarray, ys: np.ndarray, xs: np.ndarray, interp: int) -> np.ndarray:
+    """(N, C) float32: img (HxWxC float32) at the points m maps region pixels (xs, ys) to, as
+    cv2.warpAffine(img, m, ..., interp | WARP_INVERSE_MAP, BORDER_REPLICATE) would give there."""
+    out = np.empty((len(ys), img.shape[2]), np.float32)
+    for a in range(0, len(ys), CHUNK):
+        x = xs[a : a + CHUNK].astype(np.float64)
+        y = ys[a : a + CHUNK].astype(np.float64)
+        k = len(x)
+        # remap wants maps under 32767 rows: the points as rows of 1024, the last one padded.
+        maps = np.zeros((2, -(-k // 1024) * 1024), np.float32)
+        maps[0, :k] = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+        maps[1, :k] = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+        mx, my = maps.reshape(2, -1, 1024)
+        got = cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
+        out[a : a + k] = got.reshape(-1, img.shape[2])[:k]
+    return out
+
+
+def _u8(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def _paste_large(
+    image: np.ndarray,
+    origin: tuple[int, int],
+    in_r: np.ndarray,
+    out_r: np.ndarray,
+    to_model: np.ndarray,
+    generated: np.ndarray,
+    blend: str,
+) -> tuple[np.ndarray, int]:
+    """paste_back for a large hole, in memory bounded whatever its size or shape.
+
+    The Poisson fill is G + h with h harmonic in the hole and h = image - G on its boundary. h is
+    solved on a grid of f x f cells (cells wholly in the hole unknown, the others the mean of
+    image - G over their pixels outside the hole), interpolated, and solved exactly again at full
+    resolution in a band of hole pixels within 2f + 2 of the boundary, whose inner edge takes the
+    interpolated h: the fill meets every boundary pixel as the full solve does, and inside the
+    band differs from it by a smooth residue. Only uint8 and bool arrays of the region are made;
+    float values exist per sampled pixel, in blocks."""
+    x0, y0 = origin
+    rh, rw = in_r.shape
+    out = image.copy()
+    reg = out[y0 : y0 + rh, x0 : x0 + rw]  # a view: hole pixels are written into out directly
+    gen = np.ascontiguousarray(generated, dtype=np.float32)
+    outside = int(out_r.sum())
+    if outside:  # Telea on the outside part's bounding box, the crop's part of the hole as G
+        bx0, by0, bx1, by1 = _hole_box(out_r, 8)
+        sub = reg[by0:by1, bx0:bx1].copy()
+        sy, sx = np.nonzero(in_r[by0:by1, bx0:bx1])
+        sub[sy, sx] = _u8(_sample(gen, to_model, sy + by0, sx + bx0, cv2.INTER_CUBIC))
+        hole_s = out_r[by0:by1, bx0:bx1]
+        painted = cv2.inpaint(sub, hole_s.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+        reg[by0:by1, bx0:bx1][hole_s] = painted[hole_s]
+    if blend == "none":
+        _fill_rows(reg, in_r, lambda ys, xs: _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC))
+        return out, outside
+    n = int(in_r.sum())
+    f = max(2, math.ceil(math.sqrt(n / COARSE_MAX)), math.ceil(math.sqrt(rw * rh / GRID_MAX)))
+    hc, wc = -(-rh // f), -(-rw // f)
+    padded = np.ones((hc * f, wc * f), bool)
+    padded[:rh, :rw] = in_r
+    cells = padded.reshape(hc, f, wc, f)
+    full = cells.all(axis=(1, 3))  # the coarse hole
+    padded[rh:, :] = False
+    padded[:, rw:] = False
+    touched = cells.any(axis=(1, 3))
+    del padded, cells
+    # Cells whose value the coarse solve or the interpolation reads: next to a cell with hole.
+    need = (cv2.dilate(touched.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~full
+    pick = np.repeat(np.repeat(need, f, axis=0), f, axis=1)[:rh, :rw] & ~in_r
+    ys, xs = np.nonzero(pick)
+    del pick
+    diff = reg[ys, xs].astype(np.float32) - _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
+    cell = (ys // f) * wc + xs // f
+    count = np.maximum(np.bincount(cell, minlength=hc * wc), 1)
+    mean = np.stack([np.bincount(cell, diff[:, c], minlength=hc * wc) / count for c in range(3)], -1)
+    del ys, xs, diff, cell, count
+    coarse = poisson_blend(mean.reshape(hc, wc, 3), np.zeros((hc, wc, 3)), full).astype(np.float32)
+    # Region pixel centre -> cell centre coordinates, for the bilinear read of h.
+    to_cell = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5]])
+
+    def smooth(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        g = _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
+        return g + _sample(coarse, to_cell, ys, xs, cv2.INTER_LINEAR)
+
+    width = 2 * f + 2
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    # Eroded with the region's outside as hole: the photo's edge is no boundary (Neumann).
+    inner = cv2.erode(in_r.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    band = in_r & ~inner
+    # The band in tiles, each solved with a margin of `width` around it whose outer ring takes
+    # smooth() too (as the band's inner edge does): one LU per tile, so a hole all rim (a random
+    # mask) costs time, not memory.
+    t, m = BAND_TILE, width + 1
+    for cy in range(0, rh, t):
+        for cx in range(0, rw, t):
+            if not band[cy : cy + t, cx : cx + t].any():
+                continue
+            wy0, wx0, wy1, wx1 = max(0, cy - m), max(0, cx - m), min(rh, cy + t + m), min(rw, cx + t + m)
+            b, i = band[wy0:wy1, wx0:wx1].copy(), inner[wy0:wy1, wx0:wx1].copy()
+            ring = np.ones_like(b)  # the window's outermost pixels, where the region goes on
+            ring[int(wy0 > 0) : b.shape[0] - int(wy1 < rh), int(wx0 > 0) : b.shape[1] - int(wx1 < rw)] = False
+            i |= b & ring
+            b &= ~ring
+
+            def src(ys: np.ndarray, xs: np.ndarray, oy: int = wy0, ox: int = wx0) -> np.ndarray:
+                return _sample(gen, to_model, ys + oy, xs + ox, cv2.INTER_CUBIC)
+
+            def fit(ys: np.ndarray, xs: np.ndarray, oy: int = wy0, ox: int = wx0) -> np.ndarray:
+                return smooth(ys + oy, xs + ox)
+
+            ys, xs, values = _solve_band(reg[wy0:wy1, wx0:wx1], b, i, src, fit)
+            ys, xs = ys + wy0, xs + wx0
+            core = (ys >= cy) & (ys < cy + t) & (xs >= cx) & (xs < cx + t)
+            reg[ys[core], xs[core]] = values[core]
+    _fill_rows(reg, inner, smooth)
+    return out, outside
+
+
+def _fill_rows(reg: np.ndarray, where: np.ndarray, value: object) -> None:
+    """reg[where] = value(ys, xs) rounded to uint8, a block of rows at a time."""
+    step = max(1, CHUNK // max(1, where.shape[1]))
+    for r in range(0, where.shape[0], step):
+        ys, xs = np.nonzero(where[r : r + step])
+        if len(ys):
+            reg[ys + r, xs] = _u8(value(ys + r, xs))  # type: ignore[operator]
+
+
+def _solve_band(
+    reg: np.ndarray, band: np.ndarray, inner: np.ndarray, source: object, smooth: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The full-resolution Poisson equation on the band's pixels: guidance the source's gradient,
+    Dirichlet values the region's pixels outside the hole and smooth() on the inner hole; the
+    array's edge is Neumann. Band regions touching neither are pinned to the source. Returns the
+    band's pixels (ys, xs) and their uint8 values."""
+    ys, xs = np.nonzero(band)
+    n = len(ys)
+    rh, rw = band.shape
+    key = ys.astype(np.int64) * rw + xs
+    g = source(ys, xs)  # type: ignore[operator]
+    rows, cols = [], []
+    diag = np.zeros(n)
+    rhs = np.zeros((n, 3))
+    anchored = np.zeros(n, bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ny, nx = ys + dy, xs + dx
+        p = np.nonzero((ny >= 0) & (ny < rh) & (nx >= 0) & (nx < rw))[0]
+        qy, qx = ny[p], nx[p]
+        diag[p] += 1
+        rhs[p] += g[p] - source(qy, qx)  # type: ignore[operator]
+        q_band = band[qy, qx]
+        rows.append(p[q_band])
+        cols.append(np.searchsorted(key, qy[q_band].astype(np.int64) * rw + qx[q_band]))
+        q_in = inner[qy, qx]
+        rhs[p[q_in]] += smooth(qy[q_in], qx[q_in])  # type: ignore[operator]
+        known = ~q_band & ~q_in
+        rhs[p[known]] += reg[qy[known], qx[known]]
+        anchored[p[~q_band]] = True
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    adj = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    _, comp = csgraph.connected_components(adj, directed=False)
+    ok = np.zeros(comp.max() + 1, bool)
+    ok[comp[anchored]] = True
+    free = ~ok[comp]
+    keep = ~free[r]  # a pinned pixel's row is the identity: value = source
+    a = sp.csc_matrix(
+        (np.concatenate([-np.ones(int(keep.sum())), np.where(free, 1.0, diag)]),
+         (np.concatenate([r[keep], np.arange(n)]), np.concatenate([c[keep], np.arange(n)]))),
+        shape=(n, n),
+    )  # fmt: skip
+    rhs[free] = g[free]
+    return ys, xs, _u8(spla.splu(a).solve(rhs))
