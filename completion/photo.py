@@ -536,13 +536,18 @@ def _paste_large(
     # Cells whose value the coarse solve or the interpolation reads: next to a cell with hole.
     need = (cv2.dilate(touched.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~full
     pick = np.repeat(np.repeat(need, f, axis=0), f, axis=1)[:rh, :rw] & ~in_r
-    ys, xs = np.nonzero(pick)
-    del pick
-    diff = reg[ys, xs].astype(np.float32) - _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
-    cell = (ys // f) * wc + xs // f
-    count = np.maximum(np.bincount(cell, minlength=hc * wc), 1)
-    mean = np.stack([np.bincount(cell, diff[:, c], minlength=hc * wc) / count for c in range(3)], -1)
-    del ys, xs, diff, cell, count
+    sums, count = np.zeros((hc * wc, 3)), np.zeros(hc * wc)
+    step = max(1, CHUNK // (rw * f)) * f  # whole rows of cells at a time
+    for r in range(0, rh, step):
+        ys, xs = np.nonzero(pick[r : r + step])
+        ys += r
+        diff = reg[ys, xs].astype(np.float32) - _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
+        cell = (ys // f) * wc + xs // f
+        count += np.bincount(cell, minlength=hc * wc)
+        for c in range(3):
+            sums[:, c] += np.bincount(cell, diff[:, c], minlength=hc * wc)
+    mean = sums / np.maximum(count, 1)[:, None]
+    del pick, sums, count
     coarse = poisson_blend(mean.reshape(hc, wc, 3), np.zeros((hc, wc, 3)), full).astype(np.float32)
     # Region pixel centre -> cell centre coordinates, for the bilinear read of h.
     to_cell = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5]])
