@@ -348,8 +348,9 @@ def candidate_options(fn):  # noqa: ANN001, ANN201 - decorator
     return _apply(fn, click_options(CompletionOptions, "candidates"))
 
 
-def build_completer(kw: dict):  # noqa: ANN201
-    """Load the model and make a Completer from the shared options (consumed from kw)."""
+def build_completer(kw: dict, choose_threads: bool = True):  # noqa: ANN201
+    """Load the model and make a Completer from the shared options (consumed from kw); with
+    choose_threads, set torch's threads for the job about to run (a server sets them per request)."""
     from .complete import Completer
     from .device import resolve_device
 
@@ -359,7 +360,7 @@ def build_completer(kw: dict):  # noqa: ANN201
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     model = load_model(kw.pop("model"), device)
-    if device.type == "cpu":
+    if device.type == "cpu" and choose_threads:
         _choose_threads(threads)
     # Every option that names a CompletionOptions field goes to it (`complete` alone offers
     # --samples and --spread); nothing is listed twice.
@@ -855,7 +856,9 @@ def serve(
     The page is at http://HOST:PORT/, the API's OpenAPI description at /openapi.json."""
     from .serve import MAX_PIXELS, MAX_UPLOAD, QUEUE_SIZE, bind, create_app, run_server
 
-    completer = build_completer({**_serve_defaults(), "model": model, "device": device, "threads": threads})
+    completer = build_completer(
+        {**_serve_defaults(), "model": model, "device": device, "threads": threads}, choose_threads=False
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: other machines can reach this server", host)
     app = create_app(
