@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -510,18 +511,49 @@ def _paste_large(
     out = image.copy()
     reg = out[y0 : y0 + rh, x0 : x0 + rw]  # a view: hole pixels are written into out directly
     gen = np.ascontiguousarray(generated, dtype=np.float32)
+
+    def g(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
+
     outside = int(out_r.sum())
-    if outside:  # Telea on the outside part's bounding box, the crop's part of the hole as G
-        bx0, by0, bx1, by1 = _hole_box(out_r, 8)
-        sub = reg[by0:by1, bx0:bx1].copy()
-        sy, sx = np.nonzero(in_r[by0:by1, bx0:bx1])
-        sub[sy, sx] = _u8(_sample(gen, to_model, sy + by0, sx + bx0, cv2.INTER_CUBIC))
-        hole_s = out_r[by0:by1, bx0:bx1]
-        painted = cv2.inpaint(sub, hole_s.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-        reg[by0:by1, bx0:bx1][hole_s] = painted[hole_s]
+    if outside:
+        _fill_outside(reg, in_r, out_r, g)
     if blend == "none":
-        _fill_rows(reg, in_r, lambda ys, xs: _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC))
+        _fill_rows(reg, in_r, g)
         return out, outside
+    f, coarse = _coarse_correction(reg, in_r, g)
+    # Region pixel centre -> cell centre coordinates, for the bilinear read of h.
+    to_cell = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5]])
+
+    def smooth(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return g(ys, xs) + _sample(coarse, to_cell, ys, xs, cv2.INTER_LINEAR)
+
+    width = 2 * f + 2
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    # Eroded with the region's outside as hole: the photo's edge is no boundary (Neumann).
+    inner = cv2.erode(in_r.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    _solve_rim(reg, in_r & ~inner, inner, width + 1, g, smooth)
+    _fill_rows(reg, inner, smooth)
+    return out, outside
+
+
+Sampler = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fill_outside(reg: np.ndarray, in_r: np.ndarray, out_r: np.ndarray, g: Sampler) -> None:
+    """The hole outside the face crop: Telea on its bounding box only, the crop's part as G."""
+    bx0, by0, bx1, by1 = _hole_box(out_r, 8)
+    sub = reg[by0:by1, bx0:bx1].copy()
+    sy, sx = np.nonzero(in_r[by0:by1, bx0:bx1])
+    sub[sy, sx] = _u8(g(sy + by0, sx + bx0))
+    hole_s = out_r[by0:by1, bx0:bx1]
+    painted = cv2.inpaint(sub, hole_s.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    reg[by0:by1, bx0:bx1][hole_s] = painted[hole_s]
+
+
+def _coarse_correction(reg: np.ndarray, in_r: np.ndarray, g: Sampler) -> tuple[int, np.ndarray]:
+    """The cell size f and h = image - G solved on the grid of f x f cells (float32, cells x 3)."""
+    rh, rw = in_r.shape
     n = int(in_r.sum())
     f = max(2, math.ceil(math.sqrt(n / COARSE_MAX)), math.ceil(math.sqrt(rw * rh / GRID_MAX)))
     hc, wc = -(-rh // f), -(-rw // f)
@@ -541,30 +573,24 @@ def _paste_large(
     for r in range(0, rh, step):
         ys, xs = np.nonzero(pick[r : r + step])
         ys += r
-        diff = reg[ys, xs].astype(np.float32) - _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
+        diff = reg[ys, xs].astype(np.float32) - g(ys, xs)
         cell = (ys // f) * wc + xs // f
         count += np.bincount(cell, minlength=hc * wc)
         for c in range(3):
             sums[:, c] += np.bincount(cell, diff[:, c], minlength=hc * wc)
     mean = sums / np.maximum(count, 1)[:, None]
-    del pick, sums, count
-    coarse = poisson_blend(mean.reshape(hc, wc, 3), np.zeros((hc, wc, 3)), full).astype(np.float32)
-    # Region pixel centre -> cell centre coordinates, for the bilinear read of h.
-    to_cell = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5]])
+    del pick, sums, count  # before the solve: the region-sized mask is not needed there
+    return f, poisson_blend(mean.reshape(hc, wc, 3), np.zeros((hc, wc, 3)), full).astype(np.float32)
 
-    def smooth(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        g = _sample(gen, to_model, ys, xs, cv2.INTER_CUBIC)
-        return g + _sample(coarse, to_cell, ys, xs, cv2.INTER_LINEAR)
 
-    width = 2 * f + 2
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-    # Eroded with the region's outside as hole: the photo's edge is no boundary (Neumann).
-    inner = cv2.erode(in_r.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
-    band = in_r & ~inner
-    # The band in tiles, each solved with a margin of `width` around it whose outer ring takes
-    # smooth() too (as the band's inner edge does): one LU per tile, so a hole all rim (a random
-    # mask) costs time, not memory.
-    t, m = BAND_TILE, width + 1
+def _solve_rim(
+    reg: np.ndarray, band: np.ndarray, inner: np.ndarray, m: int, g: Sampler, smooth: Sampler
+) -> None:
+    """The band along the hole's rim solved exactly, in tiles, each with a margin of m around it
+    whose outer ring takes smooth() too (as the band's inner edge does): one LU per tile, so a
+    hole all rim (a random mask) costs time, not memory."""
+    rh, rw = band.shape
+    t = BAND_TILE
     for cy in range(0, rh, t):
         for cx in range(0, rw, t):
             if not band[cy : cy + t, cx : cx + t].any():
@@ -577,7 +603,7 @@ def _paste_large(
             b &= ~ring
 
             def src(ys: np.ndarray, xs: np.ndarray, oy: int = wy0, ox: int = wx0) -> np.ndarray:
-                return _sample(gen, to_model, ys + oy, xs + ox, cv2.INTER_CUBIC)
+                return g(ys + oy, xs + ox)
 
             def fit(ys: np.ndarray, xs: np.ndarray, oy: int = wy0, ox: int = wx0) -> np.ndarray:
                 return smooth(ys + oy, xs + ox)
@@ -586,8 +612,6 @@ def _paste_large(
             ys, xs = ys + wy0, xs + wx0
             core = (ys >= cy) & (ys < cy + t) & (xs >= cx) & (xs < cx + t)
             reg[ys[core], xs[core]] = values[core]
-    _fill_rows(reg, inner, smooth)
-    return out, outside
 
 
 def _fill_rows(reg: np.ndarray, where: np.ndarray, value: object) -> None:
