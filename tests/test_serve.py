@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import tiny_bundle
 from click.testing import CliRunner
 from PIL import Image
 
-from completion.bundle import load_model, save_model
+from completion.bundle import load_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
-from completion.config import ModelConfig
 from completion.errors import ImageError
 from completion.imageio import MAX_PIXELS, load_rgb
-from completion.models import Discriminator, Generator
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -32,11 +31,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A width-8, 32 px model with random weights: the API's plumbing needs no trained model."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=SIZE, ngf=8, ndf=8, crop="none")
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
-    return path
+    return tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.pt", SIZE, crop="none")
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +406,6 @@ def test_a_place_is_held_until_the_job_ends() -> None:
 
 def test_each_job_runs_on_the_threads_the_machine_leaves_free(monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker chooses torch's threads as each job starts: the free cores, or --threads."""
-    import torch
 
     from completion import device
     from completion.serve import ModelWorker

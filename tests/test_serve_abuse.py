@@ -16,15 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from cli_helpers import tiny_bundle
 from click.testing import CliRunner
 from PIL import Image
 
-from completion.bundle import load_model, save_model
+from completion.bundle import load_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
-from completion.config import ModelConfig
-from completion.models import Discriminator, Generator
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -38,10 +36,7 @@ BOUNDARY = "XyZboundary"
 
 @pytest.fixture(scope="module")
 def completer(tmp_path_factory: pytest.TempPathFactory) -> Completer:
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=SIZE, ngf=8, ndf=8, crop="none")
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
+    path = tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.pt", SIZE, crop="none")
     return Completer(load_model(path), CompletionOptions(iterations=3))
 
 
@@ -233,7 +228,6 @@ def test_two_image_parts_are_refused(completer: Completer) -> None:
 
 
 def test_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    from cli_helpers import tiny_bundle
 
     model = tiny_bundle(tmp_path / "m.pt", 32)
     taken = socket.socket()
@@ -317,7 +311,6 @@ def test_alpha_is_kept_with_a_mask_type(completer: Completer) -> None:
 
 
 def test_cli_keeps_alpha_with_a_mask_type(tmp_path: Path) -> None:
-    from cli_helpers import tiny_bundle
 
     model = tiny_bundle(tmp_path / "m.pt", 32)
     src = rgba_face()

@@ -3,15 +3,11 @@ what the description says is what the server answers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
+from cli_helpers import tiny_bundle
 
-from completion.bundle import load_model, save_model
+from completion.bundle import load_model
 from completion.complete import Completer, CompletionOptions
-from completion.config import ModelConfig
-from completion.models import Discriminator, Generator
 
 schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("fastapi")
@@ -22,10 +18,7 @@ from completion.serve import create_app  # noqa: E402
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    torch.manual_seed(0)
-    cfg = ModelConfig(image_size=32, ngf=8, ndf=8, crop="none")
-    path: Path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(path, cfg, Generator(cfg).eval(), Discriminator(cfg).eval())
+    path = tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.pt", 32, crop="none")
     app = create_app(Completer(load_model(path), CompletionOptions(iterations=1)))
     # A schema-valid request can still carry bytes that are no image, or a mask that does not fit
     # its image: those are refused with 400 and the one-line error the description documents.
