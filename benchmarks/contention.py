@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve_common import REPO, face64, png, post, start_server, stop
+from serve_common import REPO, face64, png, post, serving
 
 MATMUL = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
 
@@ -65,30 +65,26 @@ def main() -> None:
     ap.add_argument("--phases", default="quiet,matmul,completion")
     args = ap.parse_args()
     model = ["--model", args.model] if args.model else []
-    proc, url = start_server(*model, threads=args.threads)
     rows = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = str(Path(tmp) / "out.png")
-            cli = [sys.executable, "-m", "completion", "complete", *model, "--image",
-                   str(REPO / "samples" / "faces" / "face_01.png"), "--mask-type", "center", "--out", out,
-                   "--threads", str(args.threads)]  # fmt: skip
-            measure(url, 2, cli)  # warm the server and the file cache
-            for phase in args.phases.split(","):
-                competitor = None
-                if phase == "matmul":
-                    competitor = subprocess.Popen([sys.executable, "-c", MATMUL])
-                elif phase == "completion":
-                    competitor = subprocess.Popen(batch_job(Path(tmp)), cwd=REPO)
-                try:
-                    time.sleep(args.settle if competitor else 0)
-                    rows[phase] = measure(url, args.n, cli)
-                finally:
-                    if competitor is not None:
-                        competitor.kill()
-                        competitor.wait()
-    finally:
-        stop(proc)
+    with serving(*model, threads=args.threads) as (_, url), tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "out.png")
+        cli = [sys.executable, "-m", "completion", "complete", *model, "--image",
+               str(REPO / "samples" / "faces" / "face_01.png"), "--mask-type", "center", "--out", out,
+               "--threads", str(args.threads)]  # fmt: skip
+        measure(url, 2, cli)  # warm the server and the file cache
+        for phase in args.phases.split(","):
+            competitor = None
+            if phase == "matmul":
+                competitor = subprocess.Popen([sys.executable, "-c", MATMUL])
+            elif phase == "completion":
+                competitor = subprocess.Popen(batch_job(Path(tmp)), cwd=REPO)
+            try:
+                time.sleep(args.settle if competitor else 0)
+                rows[phase] = measure(url, args.n, cli)
+            finally:
+                if competitor is not None:
+                    competitor.kill()
+                    competitor.wait()
     quiet = rows.get("quiet")
     print("| phase | API one face, s | × quiet | cold CLI, s | × quiet | import torch, s | CLI / import |")
     print("|---|---:|---:|---:|---:|---:|---:|")

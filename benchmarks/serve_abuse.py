@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_common import decode, face64, photo512, png, post, rss_mib, start_server, stop  # noqa: E402
+from serve_common import decode, face64, photo512, png, post, rss_mib, serving  # noqa: E402
 
 
 def health(url: str) -> dict:
@@ -59,8 +59,7 @@ def reset_peak(pid: int) -> None:
 
 
 def slow_uploads(args: argparse.Namespace, rows: list[str]) -> None:
-    proc, url = start_server(*args.extra, threads=args.threads)
-    try:
+    with serving(*args.extra, threads=args.threads) as (proc, url):
         face, hole = face64()
         post(url + "/api/complete", {"image": png(face), "mask": png(hole)}, {})  # warm up
         for n in (8, 15):
@@ -77,13 +76,10 @@ def slow_uploads(args: argparse.Namespace, rows: list[str]) -> None:
             )
             for s in socks:
                 s.close()
-    finally:
-        stop(proc)
 
 
 def abandoned(args: argparse.Namespace, rows: list[str]) -> None:
-    proc, url = start_server(*args.extra, threads=args.threads)
-    try:
+    with serving(*args.extra, threads=args.threads) as (proc, url):
         image, _ = photo512()
         data = png(image)
         for _ in range(2):
@@ -98,8 +94,6 @@ def abandoned(args: argparse.Namespace, rows: list[str]) -> None:
                 f"| abandoned job | a client gives up 2 s into 1000 steps x 8 samples | queue place "
                 f"free {time.perf_counter() - gone:.2f} s after it left |"
             )
-    finally:
-        stop(proc)
 
 
 def bomb_png(side: int) -> bytes:
@@ -143,8 +137,7 @@ def memory(args: argparse.Namespace, rows: list[str]) -> None:
     if args.cases:
         cases = [cases[int(i) - 1] for i in args.cases.split(",")]
     for name, data, fields, extra in cases:
-        proc, url = start_server(*args.extra, *extra, threads=args.threads)
-        try:
+        with serving(*args.extra, *extra, threads=args.threads) as (proc, url):
             face, hole = face64()
             post(url + "/api/complete", {"image": png(face), "mask": png(hole)}, {})  # warm up
             idle, _ = rss_mib(proc.pid)
@@ -158,13 +151,10 @@ def memory(args: argparse.Namespace, rows: list[str]) -> None:
                 f"| peak RSS | {name} ({len(data) / 1e6:.1f} MB file) | {what} in {dt:.1f} s; "
                 f"idle {idle:.0f} MiB, peak {peak:.0f} MiB (+{peak - idle:.0f}), after {after:.0f} MiB |"
             )
-        finally:
-            stop(proc)
 
 
 def concurrent(args: argparse.Namespace, rows: list[str]) -> None:
-    proc, url = start_server(*args.extra, threads=args.threads)
-    try:
+    with serving(*args.extra, threads=args.threads) as (proc, url):
         base, hole = face64()
         known = hole == 0
         rng = np.random.default_rng(0)
@@ -191,8 +181,6 @@ def concurrent(args: argparse.Namespace, rows: list[str]) -> None:
             f"| 40 concurrent | each a different image | {', '.join(f'{v} {k}' for k, v in counts.items())} "
             f"in {dt:.1f} s |"
         )
-    finally:
-        stop(proc)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ astronaut with a hole over her eyes)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +117,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def serving(*extra: str, threads: int = 2) -> Iterator[tuple[subprocess.Popen, str]]:
+    """start_server for the length of a with block, stopped however it ends."""
+    proc, url = start_server(*extra, threads=threads)
+    try:
+        yield proc, url
+    finally:
+        stop(proc)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -15,7 +15,7 @@ import statistics
 import time
 
 import numpy as np
-from serve_common import cpu_seconds, decode, face64, photo512, png, post, start_server, stop
+from serve_common import cpu_seconds, decode, face64, photo512, png, post, serving
 
 
 def main() -> None:
@@ -27,8 +27,7 @@ def main() -> None:
         "--model", default=None, help="A model bundle or shipped name (default: the default model)."
     )
     args = ap.parse_args()
-    proc, url = start_server(*(["--model", args.model] if args.model else []), threads=args.threads)
-    try:
+    with serving(*(["--model", args.model] if args.model else []), threads=args.threads) as (proc, url):
         kinds = {"64x64 face": face64(), "512x512 photo": photo512()}
         fields = {"samples": args.samples, "format": "json" if args.samples > 1 else "png"}
         files = {k: {"image": png(im), "mask": png(hole)} for k, (im, hole) in kinds.items()}
@@ -50,8 +49,6 @@ def main() -> None:
         for k, ts in times.items():
             med, worst, c = statistics.median(ts), max(ts), statistics.median(cpu[k])
             print(f"| {k} | {med:.3f} | {worst:.3f} | {c:.3f} | {len(ts)} |")
-    finally:
-        stop(proc)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_abuse import big_photo  # noqa: E402
-from serve_common import post, start_server, stop  # noqa: E402
+from serve_common import post, serving  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -71,14 +71,11 @@ def main() -> None:
     photo = big_photo()
     mb = len(photo) // 2**20 + 2
     print(f"6000x4000 photo: {len(photo) / 1e6:.1f} MB PNG; mask_type=eyes, samples=8")
-    proc, url = start_server("--max-upload-mb", str(max(20, mb)), threads=args.threads)
-    try:
+    with serving("--max-upload-mb", str(max(20, mb)), threads=args.threads) as (proc, url):
         if not args.skip_full:
             print(api(url, photo, "full"))
         print(api(url, photo, "changed"))
         print(page(url, photo))
-    finally:
-        stop(proc)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from serve_common import decode, face64, photo512, png, post, rss_mib, start_server, stop
+from serve_common import decode, face64, photo512, png, post, rss_mib, serving
 
 
 def distinct_face(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +37,7 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=4, help="requests in flight during the memory run")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    proc, url = start_server(threads=args.threads)
-    try:
+    with serving(threads=args.threads) as (proc, url):
         # 1. concurrency: answered, and each with its own image.
         def one(i: int) -> tuple[int, str]:
             image, hole = distinct_face(i)
@@ -86,8 +85,6 @@ def main() -> None:
                 rss, peak = rss_mib(proc.pid)
                 print(f"| {min(start + step, args.requests)} | {rss:.0f} | {peak:.0f} |", flush=True)
         print(f"statuses: {dict(statuses)}")
-    finally:
-        stop(proc)
 
 
 if __name__ == "__main__":
