@@ -168,27 +168,32 @@ class Search:
         # result does not depend on the others in its batch; the loop ends when all are frozen.
         # A frozen z keeps its loss, so it stays stalled: `frozen` needs no memory of its own.
         early = o.early_stop > 0
+        caps = self.step_caps(m).repeat_interleave(r, 0)
+        last = int(caps.max())
+        # Per-image freezing only where some image stops before the others (an early stop, a deep
+        # hole beside shallow ones): otherwise the loop needs no mask and no device sync per step.
+        freeze = early or bool((caps < last).any())
+        caps = caps.to(device)
         stalled = torch.zeros(n * r, dtype=torch.long, device=device)
         steps = torch.zeros(n * r, dtype=torch.long, device=device)
-        caps = self.step_caps(m).repeat_interleave(r, 0).to(device)
         frozen = steps >= caps
-        for it in range(int(caps.max()) + 1):
+        for it in range(last + 1):
             loss, g = self.objective(z, yr, w)
             with torch.no_grad():
                 if early:
                     stalled = torch.where(loss < best_loss * (1 - o.early_stop), 0, stalled + 1)
-                frozen = (stalled >= o.patience if early else frozen) | (steps >= caps)
+                if freeze:
+                    frozen = (stalled >= o.patience) | (steps >= caps)
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
                 best_z[better] = z[better]
             if callback is not None and every and it % every == 0:
                 callback(it, g.detach())
-            if bool(frozen.all()):
+            if it == last or (freeze and bool(frozen.all())):
                 break  # the last pass only scores the final z
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
-            held = bool(frozen.any())
-            before = z.detach()[frozen].clone() if held else None
+            before = z.detach()[frozen].clone() if freeze else None
             opt.step()
             steps += ~frozen
             with torch.no_grad():
