@@ -376,12 +376,12 @@ def _choose_threads(threads: int) -> None:
     than all: a job that took every core beside another would crawl for both."""
     from .device import set_threads, usable_cpus
 
-    n = set_threads(threads, _METER)
-    if not threads and n < usable_cpus():
-        busy = _METER.others() if _METER is not None else None
+    n, cpus = set_threads(threads, _METER), usable_cpus()
+    if not threads and n < cpus:
+        busy = _METER.others() if _METER is not None else None  # the reading set_threads used
         log.info(
-            "other processes keep %s of %d cores busy: searching on %d thread%s (--threads to choose)",
-            f"{busy:.1f}" if busy is not None else "some", usable_cpus(), n, "" if n == 1 else "s",
+            "other processes keep %s of %d cores busy: searching on %s (--threads to choose)",
+            f"{busy:.1f}" if busy is not None else "some", cpus, plural(n, "thread"),
         )  # fmt: skip
 
 
