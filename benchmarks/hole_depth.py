@@ -23,10 +23,12 @@ def hole(spec: str, size: int, seed: int) -> np.ndarray:
     """A known mask (True = known) for one hole spec."""
     kind, _, value = spec.partition(":")
     known = np.ones((size, size), bool)
-    side = round(float(value or 0) * size)
+    frac = float(value or 0)
+    side = round(frac * size)
     if kind == "box":
-        a = (size - side) // 2
-        known[a : a + side, a : a + side] = False
+        box = int(frac * size)  # floor, and its corner at floor(centre - box / 2): the measured boxes
+        a = int(size / 2 - box / 2)
+        known[a : a + box, a : a + box] = False
     elif kind == "low":
         known[size - side :] = False
     elif kind == "corner":
