@@ -48,6 +48,7 @@ from .imageio import (
     walk_images,
 )
 from .inputs import load_pair
+from .masks import MaskType
 from .text import plural
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,7 @@ def run_batch(
     overwrite: bool = False,
     *,
     mask: Path | None = None,
-    mask_type: str | None = None,
+    mask_type: MaskType | str | None = None,
     convention: str = "white-hole",
     failures: Iterable[Failure] = (),
     report: Path | None = None,
@@ -388,6 +389,8 @@ def run_batch(
         raise ValueError("batch_size must be >= 1")
     if mask is not None:
         load_gray(Path(mask))  # one unreadable shared mask is the run's error, not every image's
+    if isinstance(mask_type, str):
+        mask_type = MaskType(mask_type)  # parsed once for the run (ValueError if bad), not per image
     out_dir = Path(out_dir)
     start = time.perf_counter()
     run = _Run(
@@ -405,7 +408,7 @@ def run_batch(
                 "%d outputs exist already: skipped (--overwrite redoes them)", run.stats.skipped_existing
             )
 
-        def load(job: Job) -> tuple[np.ndarray, np.ndarray]:
+        def load(job: Job) -> tuple[np.ndarray, np.ndarray | MaskType]:
             own = job.mask is not None
             return load_pair(job.image, job.mask if own else mask, None if own else mask_type, convention)
 

@@ -9,6 +9,7 @@ import math
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import torch
@@ -21,6 +22,9 @@ from .errors import CompletionError
 from .imageio import QUALITY_FORMATS, check_writable, output_format, same_file
 from .options import DEVICES, CompletionOptions, EncoderOptions, TrainOptions, public_fields
 from .text import plural
+
+if TYPE_CHECKING:  # masks imports OpenCV: the CLI loads it only for the commands that need it
+    from .masks import MaskType
 
 log = logging.getLogger("completion")
 
@@ -308,13 +312,13 @@ def sample(model: Path | None, n: int, out: Path, seed: int) -> None:
     log.info("wrote %s", out)
 
 
-def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from .masks import parse_mask_type
+def _mask_type_option(ctx: click.Context, param: click.Parameter, value: str | None) -> MaskType | None:
+    from .masks import MaskType
 
     if value is None:
         return None
     try:
-        return parse_mask_type(value)
+        return MaskType(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -439,7 +443,7 @@ def _box_option(ctx: click.Context, param: click.Parameter, value: str | None): 
 def complete(
     image: Path,
     mask: Path | None,
-    mask_type: str | None,
+    mask_type: MaskType | None,
     out: Path,
     concat: bool,
     save_steps: int | None,
@@ -555,7 +559,7 @@ def _write_completion(  # noqa: ANN001 - res: a Completion
     show_default=True,
 )
 @handle_errors
-def masks(mask_type: str, out: Path, size: int, seed: int, mask_convention: str) -> None:
+def masks(mask_type: MaskType, out: Path, size: int, seed: int, mask_convention: str) -> None:
     """Write a generated mask for inspection (white = hole by default).
 
     \b
@@ -746,7 +750,7 @@ def batch_command(
     images: Path,
     masks_dir: Path | None,
     mask: Path | None,
-    mask_type: str | None,
+    mask_type: MaskType | None,
     out: Path,
     batch_size: int,
     overwrite: bool,

@@ -17,6 +17,7 @@ from .device import resolve_precision
 from .errors import ImageError, MaskError
 from .faces import detect_faces, framing_from_box
 from .grid import to_pixels, to_signed
+from .masks import MaskType
 from .models import search_generator
 from .options import CompletionOptions
 from .photo import (
@@ -32,9 +33,13 @@ from .photo import (
 )
 from .search import Optimised, Search, StepCallback, ZAdam
 
-__all__ = ["Completer", "Completion", "CompletionOptions", "FaceResult", "FaceSpec", "ZAdam"]
+__all__ = ["Completer", "Completion", "CompletionOptions", "FaceResult", "FaceSpec", "MaskType", "ZAdam"]
 
 log = logging.getLogger(__name__)
+
+# What the completer is told is missing: an HxW bool mask (True = known), or a mask type it draws
+# in each face's frame.
+Known = np.ndarray | MaskType
 
 
 @dataclass(frozen=True)
@@ -174,15 +179,13 @@ class Completer:
             found = [found[spec.face - 1]]
         return [FoundFace(f.framing(s), f.box, f.score) for f in found]
 
-    def _frame(
-        self, image: np.ndarray, known: np.ndarray | str, spec: FaceSpec, name: str
-    ) -> _Framed | Completion:
+    def _frame(self, image: np.ndarray, known: Known, spec: FaceSpec, name: str) -> _Framed | Completion:
         """One input checked and framed: every face that gets part of the hole, at model size; or,
         for a mask without a hole, its finished Completion (the input itself)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ImageError(f"{name}: expected an HxWx3 uint8 RGB image")
         h, w = image.shape[:2]
-        drawn = isinstance(known, str)  # a mask type, drawn on each face found
+        drawn = isinstance(known, MaskType)  # drawn on each face found
         if not drawn:
             known = np.asarray(known, bool)
             if known.shape != (h, w):
@@ -192,12 +195,12 @@ class Completer:
                 return Completion(image.copy(), 0.0, seed=self.options.seed, hole_known=known)
         faces = self.frame_faces(image, spec, name)
         if drawn:
-            spec_text = known
-            known = draw_mask_type(known, [f.framing for f in faces], h, w, seed=self.options.seed)
+            mask_type = known
+            known = draw_mask_type(mask_type.spec, [f.framing for f in faces], h, w, seed=self.options.seed)
             if known.all():  # not "outside every face": nothing was drawn inside the image at all
                 big = [f.box for f in faces if f.box is not None and (f.box.w > w or f.box.h > h)]
                 why = f" (the box {_boxes(big)} is larger than the image)" if big else ""
-                raise MaskError(f"{name}: mask type {spec_text} draws no hole inside the {w}x{h} image{why}")
+                raise MaskError(f"{name}: mask type {mask_type} draws no hole inside the {w}x{h} image{why}")
         hole = ~known
         shares, nowhere = assign_holes(hole, [f.framing for f in faces])
         used = [(f, share) for f, share in zip(faces, shares, strict=True) if share.any()]
@@ -281,7 +284,7 @@ class Completer:
 
     def complete_many(
         self,
-        items: list[tuple[np.ndarray, np.ndarray | str]],
+        items: list[tuple[np.ndarray, Known | str]],
         callback: StepCallback | None = None,
         every: int = 0,
         aligned: bool = False,
@@ -294,7 +297,7 @@ class Completer:
     ) -> list[Completion]:
         """Complete (image HxWx3 uint8, known) pairs together in one tensor batch.
 
-        `known` is an HxW bool mask (True = known) or a mask type (masks.make_mask spec), which is
+        `known` is an HxW bool mask (True = known) or a mask type (MaskType, or its text: "eyes"),
         drawn in each face's model frame and warped into the image. Which faces: `spec` (FaceSpec),
         or its fields aligned/box/face (an image at the model's size is its own crop). Each hole
         region goes to the face whose crop covers most of it; every such face of every image is
@@ -311,7 +314,8 @@ class Completer:
         spec = spec or FaceSpec(aligned, box, face)
         names = names or [f"image {i + 1}" for i in range(len(items))]
         prepared = [
-            self._frame(image, known, spec, name) for (image, known), name in zip(items, names, strict=True)
+            self._frame(image, MaskType(known) if isinstance(known, str) else known, spec, name)
+            for (image, known), name in zip(items, names, strict=True)
         ]
         framed = [p for p in prepared if isinstance(p, _Framed)]
         views = [f for p in framed for f in p.faces]
@@ -337,7 +341,7 @@ class Completer:
     def complete(
         self,
         image: np.ndarray,
-        known: np.ndarray | str,
+        known: Known | str,
         callback: StepCallback | None = None,
         every: int = 0,
         aligned: bool = False,

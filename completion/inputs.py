@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import MaskError
 from .imageio import load_alpha, load_rgb
-from .masks import load_mask, mask_from_alpha, parse_mask_type
+from .masks import MaskType, load_mask, mask_from_alpha
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +30,19 @@ def _first_time(key: tuple[str, int, int]) -> bool:
 def load_pair(
     image_path: Path,
     mask_path: Path | None = None,
-    mask_type: str | None = None,
+    mask_type: MaskType | str | None = None,
     convention: str = "white-hole",
     *,
     image_data: bytes | None = None,
     mask_data: bytes | None = None,
-) -> tuple[np.ndarray, np.ndarray | str]:
+) -> tuple[np.ndarray, np.ndarray | MaskType]:
     """The image (HxWx3 uint8) and its known mask (HxW bool, True = known), from files or, for an
     upload, from bytes (`image_data`, `mask_data`; the paths then only name them in messages).
 
     The mask comes from a file or, when none is given, from the image's own transparency
-    (transparent = hole). A generated mask type is returned as its normalised spec: the completer
-    draws it in each face's frame (Completer.complete_many), which only it knows."""
+    (transparent = hole). A generated mask type (its text is parsed here, ValueError if bad) is
+    returned as a MaskType: the completer draws it in each face's frame (Completer.complete_many),
+    which only it knows."""
     image = load_rgb(Path(image_path), data=image_data)
     h, w = image.shape[:2]
     if mask_path is not None:
@@ -49,7 +50,7 @@ def load_pair(
         if resized and mask_data is None and _first_time((str(mask_path), h, w)):
             log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
     elif mask_type is not None:
-        return image, parse_mask_type(mask_type)
+        return image, mask_type if isinstance(mask_type, MaskType) else MaskType(mask_type)
     else:
         alpha = load_alpha(Path(image_path), data=image_data)
         if alpha is None:

@@ -6,6 +6,7 @@ False = hole (Yeh et al.'s M). Mask *files* follow IOPaint/LaMa by default: whit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -76,7 +77,7 @@ def _int_param(kind: str, value: str, spec: str) -> int:
     return n
 
 
-def parse_mask_type(spec: str) -> str:
+def parse_mask_type(spec: str | MaskType) -> str:
     """Validate a mask spec and return it normalised (lower case, aliases resolved)."""
     s = str(spec).strip().lower()
     kind, sep, arg = s.partition(":")
@@ -98,6 +99,21 @@ def parse_mask_type(spec: str) -> str:
         return f"{kind}:{_int_param(kind, arg, spec)}"
     choices = ", ".join((*_SIMPLE, "half", "random:F", "grid:STEP", "lowres:FACTOR"))
     raise ValueError(f"unknown mask type {spec!r}; choose from {choices}")
+
+
+@dataclass(frozen=True)
+class MaskType:
+    """A generated mask type, validated and normalised once where the user's text enters (CLI,
+    server, inputs.load_pair): `MaskType("Eyes").spec == "eyes"`; ValueError for a bad one. The
+    completer draws it in each face's frame, so it travels beside image masks (HxW bool)."""
+
+    spec: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", parse_mask_type(self.spec))
+
+    def __str__(self) -> str:
+        return self.spec
 
 
 def _band(known: np.ndarray, fracs: tuple[float, float, float, float]) -> None:
@@ -143,7 +159,7 @@ def _pattern(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return hole == 0
 
 
-def make_mask(spec: str, height: int, width: int | None = None, seed: int = 0) -> np.ndarray:
+def make_mask(spec: str | MaskType, height: int, width: int | None = None, seed: int = 0) -> np.ndarray:
     """A known-pixel mask (bool HxW, True = known) for a spec; deterministic in (spec, size, seed).
 
     Geometry is given as fractions of height/width, rounded half up, so it scales with the size."""

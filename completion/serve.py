@@ -52,7 +52,7 @@ from .errors import CompletionError, MaskError, ServeError
 from .faces import detect_faces
 from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_alpha, load_rgb
 from .inputs import load_pair
-from .masks import CONVENTIONS, mask_to_image, parse_mask_type
+from .masks import CONVENTIONS, MaskType, mask_to_image
 from .options import CompletionOptions, spec_of
 from .photo import Box, draw_mask_type, parse_box
 
@@ -300,9 +300,11 @@ def _to_bool(raw: object) -> bool:
     raise _fail(f"{text!r} is not a boolean (true or false)")
 
 
-def _to_mask_type(raw: object) -> str:
+def _to_mask_type(raw: object) -> MaskType:
+    if isinstance(raw, MaskType):
+        return raw
     try:
-        return parse_mask_type(str(raw))
+        return MaskType(str(raw))
     except ValueError as e:
         raise _fail(str(e)) from None
 
@@ -335,9 +337,11 @@ class CompleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     mask_type: Annotated[
-        str | None,
+        # Described as the text it is sent as (a MaskType has no JSON schema of its own); the
+        # title as pydantic gives a plain field, so /openapi.json says what it said for a str.
+        Annotated[MaskType, WithJsonSchema({"type": "string"})] | None,
         BeforeValidator(_to_mask_type),
-        Field(description="a generated mask instead: center, left, eyes, random:0.8, ..."),
+        Field(title="Mask Type", description="a generated mask instead: center, left, eyes, random:0.8, ..."),
     ] = None
     mask_convention: Annotated[Literal[CONVENTIONS], _choice("mask_convention", CONVENTIONS)] = "white-hole"
     samples: _SamplesField = 1
@@ -568,7 +572,7 @@ def hole_png(completer: Completer, data: bytes, req: CompleteRequest) -> bytes:
     image = load_rgb(Path("image"), data=data)
     h, w = image.shape[:2]
     faces = completer.frame_faces(image, FaceSpec(req.aligned, req.box), "image")
-    known = draw_mask_type(req.mask_type, [f.framing for f in faces], h, w, seed=req.seed)
+    known = draw_mask_type(req.mask_type.spec, [f.framing for f in faces], h, w, seed=req.seed)
     if known.all():
         raise MaskError(f"image: mask type {req.mask_type} draws no hole inside the {w}x{h} image")
     return encode_png(mask_to_image(known))

@@ -14,7 +14,7 @@ from completion.bundle import Model, save_model
 from completion.cli import main
 from completion.complete import Completer, CompletionOptions
 from completion.config import ModelConfig
-from completion.masks import ALL_MASK_TYPES, hole_depth, make_mask
+from completion.masks import ALL_MASK_TYPES, MaskType, hole_depth, make_mask
 from completion.models import Discriminator, Encoder, Generator
 from completion.train import train_step
 
@@ -121,6 +121,20 @@ def test_per_call_options_are_with_options(toy_model: Model, toy_images) -> None
     assert np.array_equal(many.image, a.image)
     with pytest.raises(ValueError, match="iterations"):
         c.complete(toy_images[2], known, iterations=-1)
+
+
+def test_mask_type_as_text_or_parsed(toy_model: Model, toy_images) -> None:
+    """completer.complete(image, "Eyes") parses the text at the call: the same completion as with
+    the MaskType the CLI, server and load_pair pass, bit for bit; a bad text is a ValueError."""
+    c = Completer(toy_model, CompletionOptions(iterations=3))
+    a = c.complete(toy_images[1], "Eyes")
+    b = c.complete(toy_images[1], MaskType("eyes"))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.hole_known, b.hole_known)
+    assert not a.hole_known.all()
+    (many,) = c.complete_many([(toy_images[1], "eyes")])
+    assert np.array_equal(many.image, a.image)
+    with pytest.raises(ValueError, match="unknown mask type"):
+        c.complete(toy_images[1], "eye")
 
 
 def test_no_hole_returns_input(toy_model: Model, toy_images) -> None:

@@ -21,6 +21,7 @@ from completion import imageio
 from completion.errors import ImageError
 from completion.imageio import load_gray, load_rgb
 from completion.inputs import load_pair
+from completion.masks import MaskType
 
 # -- bad images ------------------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ def test_rgba_alpha_is_the_hole_only_without_a_mask(tmp_path: Path) -> None:
     _, known = load_pair(tmp_path / "a.png")
     assert (~known).sum() == 64 and not known[8:16, 8:16].any()
     _, known = load_pair(tmp_path / "a.png", mask_type="left")
-    assert known == "left"  # drawn on each face by the completer
+    assert known == MaskType("left")  # drawn on each face by the completer
     m = np.zeros((32, 32), np.uint8)
     m[0, 0] = 255
     Image.fromarray(m).save(tmp_path / "m.png")

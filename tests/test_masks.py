@@ -12,6 +12,7 @@ from completion.errors import ImageError, MaskError
 from completion.imageio import save_image
 from completion.masks import (
     MASK_TYPES_HELP,
+    MaskType,
     load_mask,
     make_mask,
     mask_from_alpha,
@@ -191,6 +192,9 @@ def test_width_defaults_to_height():
 def test_parse_normalises(spec, norm):
     assert parse_mask_type(spec) == norm
     assert parse_mask_type(norm) == norm
+    # A MaskType is the parsed form: equal however it was spelt, and drawn as its text is.
+    assert MaskType(spec) == MaskType(norm) and MaskType(spec).spec == str(MaskType(spec)) == norm
+    assert (make_mask(MaskType(spec), 37, 29, seed=2) == make_mask(norm, 37, 29, seed=2)).all()
 
 
 @pytest.mark.parametrize(
@@ -219,6 +223,8 @@ def test_parse_errors(spec):
     assert "\n" not in str(e.value)
     with pytest.raises(ValueError):
         make_mask(spec, 64)
+    with pytest.raises(ValueError):
+        MaskType(spec)  # a MaskType is never invalid
 
 
 def test_bad_size():
