@@ -30,7 +30,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 MAX_PIXELS = 100_000_000
 
 # What Pillow raises on damaged image data besides OSError: its decoders and EXIF parser signal
-# broken bytes in many ways. Caught only around opening and decoding a file.
+# broken bytes in many ways. Caught only around Pillow's opening and decoding of a file (the
+# decoded pixels' conversion, our own code, runs outside: its TypeError or IndexError is a bug).
 _DECODE_ERRORS = (
     OSError,
     ValueError,
@@ -197,9 +198,26 @@ def load_rgb(
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 if draft_size and img.format == "JPEG":
                     img.draft("RGB", (draft_size, draft_size))
-                return np.asarray(_to_rgb(ImageOps.exif_transpose(img), composite), dtype=np.uint8)
+                upright = _upright(img)
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
+    with _converting(path):
+        return np.asarray(_to_rgb(upright, composite), dtype=np.uint8)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The pixels decoded (all of Pillow's decoding happens here: exif_transpose loads the image)
+    and turned upright, as a new in-memory image."""
+    return ImageOps.exif_transpose(img)
+
+
+@contextlib.contextmanager
+def _converting(path: Path) -> Iterator[None]:
+    """Converting decoded pixels: only Pillow's refusals (OSError, ValueError) are the file's fault."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
 def _to_rgb(img: Image.Image, composite: bool = True) -> Image.Image:
@@ -222,24 +240,28 @@ def load_alpha(path: Path, data: bytes | None = None) -> np.ndarray | None:
     """The alpha channel (HxW uint8) of an image that has transparency, else None."""
     with _open(path, data) as img:
         try:
-            img = ImageOps.exif_transpose(img)
-            if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
-                return None
-            return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
+            upright = _upright(img)
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
+    if upright.mode not in ("RGBA", "LA", "PA") and not (
+        upright.mode == "P" and "transparency" in upright.info
+    ):
+        return None
+    with _converting(path):
+        return np.asarray(upright.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
 
 
 def load_gray(path: Path, data: bytes | None = None) -> np.ndarray:
     """Decode an image as HxW uint8 grey (used for masks)."""
     with _open(path, data) as img:
         try:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "PA", "F") or img.mode.startswith("I"):
-                img = _to_rgb(img)
-            return np.asarray(img.convert("L"), dtype=np.uint8)
+            upright = _upright(img)
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
+    with _converting(path):
+        if upright.mode in ("RGBA", "LA", "PA", "F") or upright.mode.startswith("I"):
+            upright = _to_rgb(upright)
+        return np.asarray(upright.convert("L"), dtype=np.uint8)
 
 
 def output_error(path: Path, e: OSError) -> OutputError:
