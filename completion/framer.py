@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bundle import load_weights, write_file
+from .bundle import MALFORMED, check_layout, load_weights, write_file
 from .errors import ModelFileError
 from .grid import to_signed
 from .photo import Framing, crop_to_model
@@ -120,10 +120,11 @@ def load_framer(path: Path = DEFAULT_FILE) -> Framer:
     blob = load_weights(path, "framer file")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a framer file (expected format {FORMAT})")
-    net = Framer(FramerConfig(**blob["config"]))
+    check_layout(blob, path, "framer file", ("config",), ("state_dict",))
     try:
+        net = Framer(FramerConfig(**blob["config"]))
         net.load_state_dict(blob["state_dict"])
-    except (RuntimeError, KeyError) as e:
+    except MALFORMED as e:  # as for model files: unknown config fields, weights of other shapes
         raise ModelFileError(f"{path}: the framer's weights do not match its config ({e})") from None
     return net.eval().requires_grad_(False)
 

@@ -117,6 +117,17 @@ def test_bad_framer_files_raise_one_line_errors(tmp_path: Path) -> None:
     torch.save(blob, other)
     with pytest.raises(ModelFileError, match="do not match"):
         load_framer(other)
+    # Sections missing or of the wrong kind, and config fields the framer does not know, are the
+    # file's fault: one line naming it, as for model files (not a KeyError or TypeError traceback).
+    for key, value, message in [
+        ("state_dict", None, "no valid 'state_dict' weights"),
+        ("config", [1], "no valid 'config' section"),
+        ("config", {"width": 4, "depth": 3}, "do not match"),
+    ]:
+        broken = {**blob, key: value}
+        torch.save(broken, other)
+        with pytest.raises(ModelFileError, match=message):
+            load_framer(other)
 
 
 def test_a_wild_correction_falls_back_to_the_landmarks() -> None:
