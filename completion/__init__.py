@@ -21,6 +21,8 @@ _EXPORTS = {
     "Completer": "complete",
     "CompletionOptions": "complete",
     "detect_faces": "faces",
+    "load_pair": "inputs",
+    "MaskType": "masks",
 }
 __all__ = sorted(_EXPORTS)
 
