@@ -446,11 +446,20 @@ def save_like_source(
     With `known` (the hole came from a mask, not from the source's transparency), a transparent
     source keeps its alpha channel where the output format has one (keep_alpha)."""
     mode = image_mode(source)
-    if known is not None and output_format(path) in ALPHA_FORMATS:
-        pixels = keep_alpha(rgb, known, source, mode=mode)
-    else:
-        pixels = in_source_mode(rgb, mode)
-    save_image(path, pixels, quality=quality, meta=source_meta(source, mode))
+    keep = known if known is not None and output_format(path) in ALPHA_FORMATS else None
+    save_image(path, like_source(rgb, source, mode, keep), quality=quality, meta=source_meta(source, mode))
+
+
+def like_source(
+    rgb: np.ndarray, source: Path, mode: str, known: np.ndarray | None = None, data: bytes | None = None
+) -> np.ndarray:
+    """A completion's pixels in the layout of its source (`source`, or `data` named so), the one
+    rule for saved files and the server's answers: grey sources grey (in_source_mode); with `known`
+    (the hole came from a mask, not the source's transparency), a transparent source's alpha kept
+    (keep_alpha)."""
+    if known is not None:
+        return keep_alpha(rgb, known, source, data=data, mode=mode)
+    return in_source_mode(rgb, mode)
 
 
 def same_file(a: Path, b: Path | None) -> bool:

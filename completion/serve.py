@@ -50,7 +50,7 @@ from .config import SEED_MAX
 from .device import CpuMeter, set_threads
 from .errors import CompletionError, MaskError, ServeError
 from .faces import detect_faces
-from .imageio import image_mode, image_size, in_source_mode, keep_alpha, load_alpha, load_rgb
+from .imageio import image_mode, image_size, like_source, load_alpha, load_rgb
 from .inputs import load_pair
 from .masks import CONVENTIONS, MaskType, mask_to_image
 from .options import CompletionOptions, spec_of
@@ -510,9 +510,9 @@ def run_job(
     alpha = mask is not None or req.mask_type is not None
 
     def picture(cand: Completion) -> np.ndarray:
-        if alpha and cand.hole_known is not None:
-            return keep_alpha(cand.image, cand.hole_known, Path("image"), data=job.image, mode=mode)
-        return in_source_mode(cand.image, mode)
+        return like_source(
+            cand.image, Path("image"), mode, cand.hole_known if alpha else None, data=job.image
+        )
 
     candidates = res.candidates or [res]
     del res
