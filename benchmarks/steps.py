@@ -1,10 +1,11 @@
 """How many steps does the z search need? Iteration counts and early-stop tolerances compared.
 
-A variant is ITERATIONS/TOLERANCE[/LAMBDA] (tolerance 0: no early stop; λ, the weight of the
-discriminator's perceptual term, defaults to CompletionOptions'). Each variant completes the same
-validation faces with every mask type in batches; quality (PSNR, hole PSNR, SSIM) and the mean
-number of Adam steps come from that run. The time of a single image is the median of --singles
-one-image calls (where an early stop saves time: a batch runs until its slowest image stops).
+A variant is ITERATIONS/TOLERANCE[/LAMBDA[/LR]] (tolerance 0: no early stop; λ, the weight of the
+discriminator's perceptual term, and LR, Adam's learning rate on z, default to CompletionOptions').
+Each variant completes the same validation faces with every mask type in batches; quality (PSNR,
+hole PSNR, SSIM) and the mean number of Adam steps come from that run. The time of a single image
+is the median of --singles one-image calls (where an early stop saves time: a batch runs until its
+slowest image stops).
 
     python benchmarks/steps.py --n 64 --variants 100/0,50/0,100/0.001,100/0.003 [--patience 10]
 """
@@ -24,7 +25,7 @@ from completion.masks import make_mask
 def main() -> None:
     ap = face_parser(__doc__, 64, MASK_TYPES)
     ap.add_argument(
-        "--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM],..."
+        "--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM[/LR]],..."
     )
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--singles", type=int, default=8)
@@ -33,8 +34,8 @@ def main() -> None:
     faces = validation_faces(args, model)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
-    print("| mask | iterations | early stop | λ | PSNR | PSNR hole | SSIM | mean steps | s (single) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mask | iterations | early stop | λ | lr | PSNR | PSNR hole | SSIM | mean steps | s (single) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
         knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
         inputs = blank_holes(faces, knowns)
@@ -43,7 +44,8 @@ def main() -> None:
             parts = variant.split("/")
             iterations, tol = int(parts[0]), float(parts[1])
             lam = float(parts[2]) if len(parts) > 2 else base.lam
-            c = Completer(model, replace(base, iterations=iterations, early_stop=tol, lam=lam))
+            lr = float(parts[3]) if len(parts) > 3 else base.lr
+            c = Completer(model, replace(base, iterations=iterations, early_stop=tol, lam=lam, lr=lr))
             done = []
             for s in range(0, len(items), args.batch_size):
                 done += c.complete_many(items[s : s + args.batch_size])
@@ -55,6 +57,7 @@ def main() -> None:
                 str(iterations),
                 f"{tol:g}",
                 f"{lam:g}",
+                f"{lr:g}",
                 f"{psnr:.2f}",
                 f"{psnr_hole:.2f}",
                 f"{ssim:.4f}",

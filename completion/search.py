@@ -10,6 +10,7 @@ tensor batch: G and D are in eval mode, so every image's loss depends only on it
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,6 +76,14 @@ class Search:
     encoder: nn.Module | None
     nz: int
     device: torch.device
+    # The generator the steps run, in the search's precision (`generator` itself in fp32; with
+    # bf16 weights under precision bf16). The final G(z*) is always rendered by `generator`.
+    step_generator: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.step_generator is None:
+            bf16 = self.options.precision == "bf16"
+            self.step_generator = copy.deepcopy(self.generator).to(torch.bfloat16) if bf16 else self.generator
 
     def weights(self, m: torch.Tensor) -> torch.Tensor:
         if self.options.weighting == "plain":
@@ -124,9 +133,10 @@ class Search:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample loss and G(z)."""
         # bf16 runs the networks at about twice the speed on CPUs with bf16 units; the loss and z
-        # stay float32.
+        # stay float32. G is given in the search's precision (step_generator), D runs under autocast.
+        step = self.step_generator
+        g = step(z.to(next(step.parameters()).dtype))
         with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16"):
-            g = self.generator(z)
             logits = self.discriminator(g) if self.options.lam > 0 else None
         g = g.float()
         loss = (w * (g - y).abs()).flatten(1).sum(1)

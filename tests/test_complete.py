@@ -221,6 +221,31 @@ def test_deep_holes_keep_the_encoders_z(toy_model: Model, toy_images) -> None:
     assert c.with_options(init="random").complete(toy_images[0], half).steps == 7
 
 
+def test_bf16_search_casts_g_once_with_autocasts_arithmetic(toy_model: Model, toy_images) -> None:
+    """Under bf16 the steps run G with its weights cast to bf16 once: loss, G(z) and the gradient
+    on z are those of G under autocast bit for bit, and the final G(z*) stays fp32."""
+    from dataclasses import replace
+
+    from completion.search import Search
+
+    c = Completer(toy_model, CompletionOptions(iterations=3, init="random", precision="fp32"))
+    s = replace(c.search, options=replace(c.options, precision="bf16"), step_generator=None)
+    assert next(s.step_generator.parameters()).dtype == torch.bfloat16
+    assert next(s.generator.parameters()).dtype == torch.float32
+    y = torch.from_numpy(toy_images[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
+    w = torch.from_numpy(make_mask("center", 32)).float()[None, None]
+    z = torch.rand(2, toy_model.config.nz, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    za, zb = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    loss, g = s.objective(za, y, w)
+    loss.sum().backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = s.generator(zb)
+    ref_loss = (w * (ref.float() - y).abs()).flatten(1).sum(1)
+    ref_loss.sum().backward()
+    assert torch.equal(g, ref.float()) and torch.equal(loss, ref_loss) and torch.equal(za.grad, zb.grad)
+    assert isinstance(s, Search) and s.optimise(y, w).generated.dtype == torch.float32
+
+
 def test_invalid_options() -> None:
     for bad in (
         dict(iterations=-1),
