@@ -3,9 +3,11 @@
 Variants, each timed in this process against "plain" (the eval-mode generator as trained):
 folded (batch norm folded into the convolutions), channels_last, torch.compile of the folded
 generator, bf16 autocast, search (models.search_generator: folded, channels-last, the first layer
-as one matrix multiply; what completion runs) and search_bf16 (the same under bf16 autocast).
+as one matrix multiply; what completion runs in fp32), search_autocast (the same under bf16
+autocast) and search_bf16 (its weights cast to bf16 once: what completion runs under bf16).
 For each batch size: milliseconds per step and per image-step, the
-speed ratio against plain, and the largest difference of G(z) from plain.
+speed ratio against the first variant, and the largest difference of G(z) from plain. Variants
+are timed in interleaved rounds (median), since this kind of CPU drifts by tens of percent.
 
     python benchmarks/step_cost.py [--batch-sizes 1,64] [--steps 50] [--variants plain,folded,...]
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,42 +39,55 @@ def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, boo
         return torch.compile(fold_batch_norm(generator)), False
     if variant == "bf16":
         return fold_batch_norm(generator), True
-    if variant in ("search", "search_bf16"):
-        return search_generator(generator), variant == "search_bf16"
+    if variant in ("search", "search_autocast"):
+        return search_generator(generator), variant == "search_autocast"
+    if variant == "search_bf16":
+        return search_generator(generator).to(torch.bfloat16), False
     raise SystemExit(f"unknown variant {variant}")
 
 
-def time_steps(g: torch.nn.Module, bf16: bool, batch: int, nz: int, size: int, steps: int) -> float:
-    """Best of three timings of `steps` search steps, in seconds per step."""
+def stepper(g: torch.nn.Module, bf16: bool, batch: int, nz: int, size: int) -> Callable[[], None]:
+    """One search step of `g` on a fixed batch (warmed up: oneDNN builds its kernels first)."""
     gen = torch.Generator().manual_seed(0)
     z = (torch.rand(batch, nz, generator=gen) * 2 - 1).requires_grad_(True)
     y = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     w = torch.rand(batch, 1, size, size, generator=gen)
+    dtype = next(g.parameters()).dtype  # bf16 for a generator cast once, else fp32
 
     def step() -> None:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            out = g(z)
+            out = g(z.to(dtype))
         (w * (out.float() - y).abs()).sum().backward()
         z.grad = None
 
     for _ in range(5):  # warm-up (and compilation)
         step()
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
+    return step
+
+
+def interleaved(steps: dict[str, Callable[[], None]], n: int, rounds: int) -> dict[str, float]:
+    """Median seconds per step of each variant over `rounds` rounds, every round timing each
+    variant in turn, so that a drift in the CPU's speed falls on all of them alike."""
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            times[k].append((time.perf_counter() - t0) / n)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--batch-sizes", default="1,64")
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--variants", default="plain,folded,channels_last,compiled,bf16,search,search_bf16")
+    ap.add_argument("--steps", type=int, default=50, help="steps per timing")
+    ap.add_argument("--rounds", type=int, default=5, help="timings of each variant, interleaved")
+    ap.add_argument(
+        "--variants", default="plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16"
+    )
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
@@ -84,15 +101,18 @@ def main() -> None:
     print("| variant | batch | ms / step | ms / image-step | speed vs plain | max abs diff of G(z) |")
     print("|---|---:|---:|---:|---:|---:|")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        base = None
+        steps, diffs = {}, {}
         for variant in args.variants.split(","):
             g, bf16 = make(variant, model.generator)
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                diff = float((g(probe).float() - reference).abs().max())
-            t = time_steps(g, bf16, batch, cfg.nz, cfg.image_size, args.steps)
-            base = base or t
+                out = g(probe.to(next(g.parameters()).dtype)).float()
+            diffs[variant] = float((out - reference).abs().max())
+            steps[variant] = stepper(g, bf16, batch, cfg.nz, cfg.image_size)
+        times = interleaved(steps, args.steps, args.rounds)
+        base = next(iter(times.values()))
+        for variant, t in times.items():
             cells = [variant, str(batch), f"{t * 1e3:.2f}", f"{t * 1e3 / batch:.3f}", f"{base / t:.2f}x"]
-            print("| " + " | ".join(cells) + f" | {diff:.1e} |", flush=True)
+            print("| " + " | ".join(cells) + f" | {diffs[variant]:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
