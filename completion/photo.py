@@ -288,10 +288,15 @@ def _to_model(
         if known is None:
             return out, None
         kn = known[y0:y1, x0:x1].astype(np.float32)
-        if kn.shape != (s, s):
-            shrink = x1 - x0 > s or y1 - y0 > s
-            kn = cv2.resize(kn, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return out, kn >= 1.0 - 1e-4
+        if kn.shape == (s, s):
+            return out, kn >= 1.0 - 1e-4
+        shrink = x1 - x0 > s or y1 - y0 > s
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+
+        def resample(a: np.ndarray) -> np.ndarray:
+            return cv2.resize(a, (s, s), interpolation=interp)
+
+        return _known_view(out, resample(kn), image[y0:y1, x0:x1], kn, resample)
     x0, y0, x1, y1 = _bounds(framing, w, h)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((s, s, 3), np.uint8), None if known is None else np.zeros((s, s), bool)
@@ -300,24 +305,52 @@ def _to_model(
     # Region pixel centre p' = (p - origin + 0.5) * f - 0.5 per axis, f = new/old size.
     r = 1.0 / framing.scale
     rw, rh = x1 - x0, y1 - y0
-    if r < 1.0:
-        nw, nh = max(1, round(rw * r)), max(1, round(rh * r))
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        if kn is not None:
-            kn = cv2.resize(kn, (nw, nh), interpolation=cv2.INTER_AREA)
-        fx, fy = nw / rw, nh / rh
-    else:
-        fx = fy = 1.0
+    shrunk = (max(1, round(rw * r)), max(1, round(rh * r))) if r < 1.0 else None
+    fx, fy = (shrunk[0] / rw, shrunk[1] / rh) if shrunk else (1.0, 1.0)
     pre = np.array([[fx, 0, (0.5 - x0) * fx - 0.5], [0, fy, (0.5 - y0) * fy - 0.5], [0, 0, 1]])
     m = (_homog(framing.matrix) @ np.linalg.inv(pre))[:2]
-    interp = cv2.INTER_LINEAR if r < 1.0 else cv2.INTER_CUBIC
-    out = cv2.warpAffine(img, m, (s, s), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+    def shrink(a: np.ndarray) -> np.ndarray:
+        return cv2.resize(a, shrunk, interpolation=cv2.INTER_AREA) if shrunk else a
+
+    interp = cv2.INTER_LINEAR if shrunk else cv2.INTER_CUBIC
+    out = cv2.warpAffine(shrink(img), m, (s, s), flags=interp, borderMode=cv2.BORDER_REPLICATE)
     if kn is None:
         return out, None
-    kn_s = cv2.warpAffine(
-        kn, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    return out, kn_s >= 1.0 - 1e-4
+
+    def resample(a: np.ndarray) -> np.ndarray:
+        """Like the image, linear: the share of each model pixel that is known photo pixels."""
+        return cv2.warpAffine(
+            shrink(a), m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+
+    return _known_view(out, resample(kn), img, kn, resample)
+
+
+def _known_view(
+    out: np.ndarray,
+    kn_s: np.ndarray,
+    src: np.ndarray,
+    kn: np.ndarray,
+    resample: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The known mask of a resampled view (kn_s: the photo's known mask resampled like the image).
+
+    A model pixel is known only if every photo pixel under it is known. A mask whose known pixels
+    are finer than the model's grid (scattered pixels, grid:4, lowres:4 in a photo) would then keep
+    almost none, and the face would come from the model's prior alone: where that rule keeps less
+    than half of the pixels that are at least a tenth known, those are known, valued from the known
+    photo pixels alone (normalised resampling: the hole's pixels never enter). A tenth, not a half
+    or a quarter: on 99 validation faces as photos it gave the best hole PSNR on random:0.8,
+    grid:4 and lowres:4 (README, "Scattered masks in photos")."""
+    strict, loose = kn_s >= 1.0 - 1e-4, kn_s >= 0.1
+    if strict.sum() >= 0.5 * loose.sum():
+        return out, strict
+    weighted = resample(np.ascontiguousarray(src, dtype=np.float32) * kn[..., None])
+    fill = loose & ~strict
+    out = out.copy()
+    out[fill] = np.clip(np.rint(weighted[fill] / kn_s[fill][:, None]), 0, 255).astype(np.uint8)
+    return out, loose
 
 
 # -- masks and holes ------------------------------------------------------------------------------

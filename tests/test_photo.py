@@ -500,3 +500,24 @@ def test_batch_draws_generated_masks_on_the_face(
     ys, xs = np.nonzero(changed)
     x, y = ASTRONAUT_MOUTH
     assert xs.min() < x < xs.max() and ys.min() < y < ys.max() and ys.max() < 175 and xs.min() > 170
+
+
+@pytest.mark.parametrize("side", [150.0, 64.0], ids=["shrunk", "same-size"])
+@pytest.mark.parametrize("spec", ["lowres:4", "grid:4", "random:0.8"])
+def test_scattered_known_pixels_survive_the_warp(spec: str, side: float) -> None:
+    """A scattered mask drawn on a tilted face (as `--mask-type` draws it in a photo): few model
+    pixels are wholly known, yet the view keeps those at least a tenth known, valued from known
+    photo pixels alone (hole pixels set to 255 do not show); a contiguous hole keeps the strict
+    rule (a model pixel is known only if every photo pixel under it is)."""
+    framing = Framing(100.0, 100.0, side, side, 12.0, 64)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 100, (200, 200, 3), dtype=np.uint8)
+    known = draw_mask_type(spec, [framing], 200, 200)
+    image[~known] = 255
+    view, kn = warp_to_model(image, known, framing)
+    drawn = make_mask(spec, 64, 64)
+    assert kn.mean() > 0.5 * drawn.mean()  # the strict rule keeps almost none here
+    assert view[kn].max() < 100  # no trace of the hole's 255
+    box = draw_mask_type("center", [framing], 200, 200)
+    _, strict = warp_to_model(image, box, framing)
+    assert strict.mean() < make_mask("center", 64, 64).mean()
