@@ -508,11 +508,13 @@ def run_job(
     # A mask given beside a transparent image leaves its transparency as it was (only without
     # one is the transparency the hole).
     alpha = mask is not None or req.mask_type is not None
+    # The source's transparency, decoded once here: like_source given a hole would decode the whole
+    # upload again for every candidate, if only to find that an opaque source has none.
+    source_alpha = load_alpha(Path("image"), data=job.image) if alpha or req.regions == "changed" else None
+    keep = alpha and source_alpha is not None
 
     def picture(cand: Completion) -> np.ndarray:
-        return like_source(
-            cand.image, Path("image"), mode, cand.hole_known if alpha else None, data=job.image
-        )
+        return like_source(cand.image, Path("image"), mode, cand.hole_known if keep else None, data=job.image)
 
     candidates = res.candidates or [res]
     del res
@@ -522,12 +524,11 @@ def run_job(
         # hole the answer is opaque: pixels that were not fully opaque changed too.
         known = candidates[0].hole_known
         changed = np.zeros((height, width), bool) if known is None else ~known
-        if not alpha:
-            source_alpha = load_alpha(Path("image"), data=job.image)
-            if source_alpha is not None:
-                changed |= source_alpha < 255
+        if not alpha and source_alpha is not None:
+            changed |= source_alpha < 255
         regions = changed_regions(changed, TILE)
         del changed
+    del source_alpha
     # The corners of each face crop the model completed, for the page to outline.
     crops = [[[round(x, 1), round(y, 1)] for x, y in f.framing.corners()] for f in candidates[0].faces]
     outside = candidates[0].outside
