@@ -405,11 +405,17 @@ def check_pixels(up: Upload, max_pixels: int) -> None:
             )
 
 
-def parse_job(up: Upload, default_iterations: int) -> CompleteJob:
+def _validate(up: Upload) -> CompleteRequest:
+    """The form fields as a CompleteRequest, read alike for /api/complete and /api/mask (a blank
+    field is its default); ApiError 400 otherwise."""
     try:
-        req = CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
+        return CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
     except ValidationError as e:
         raise ApiError(400, _first_error(e)) from None
+
+
+def parse_job(up: Upload, default_iterations: int) -> CompleteJob:
+    req = _validate(up)
     if req.mask_type is not None and up.mask is not None:
         raise ApiError(400, "give either mask or mask_type, not both")
     if req.box is not None and req.aligned:
@@ -433,10 +439,7 @@ def parse_mask_job(up: Upload) -> CompleteRequest:
     unknown = sorted(set(up.fields) - set(MASK_FIELDS)) + (["mask"] if up.mask is not None else [])
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (expected image, {', '.join(MASK_FIELDS)})")
-    try:
-        req = CompleteRequest.model_validate({k: v.strip() for k, v in up.fields.items() if v.strip()})
-    except ValidationError as e:
-        raise ApiError(400, _first_error(e)) from None
+    req = _validate(up)
     if req.mask_type is None:
         raise ApiError(400, "mask_type: the generated mask to draw is missing")
     if req.box is not None and req.aligned:
