@@ -621,6 +621,24 @@ def _complete_body() -> dict[str, Any]:
     return {"required": True, "content": {"multipart/form-data": {"schema": form}}}
 
 
+def _error_response(why: str) -> dict[str, Any]:
+    """An error answer as /openapi.json describes it: the body _error sends."""
+    return {
+        "description": f'{why}: {{"error": "<one line>"}}',
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+# What every endpoint that reads an upload (through _Gate) can answer instead of its 200.
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: _error_response(why)
+    for code, why in (
+        (400, "bad input"),
+        (408, "the body did not arrive within the upload timeout"),
+        (413, "request body above the upload limit"),
+        (503, "the queue, or the uploads being received, are full; try again later"),
+    )
+}
 COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "format=png: the completed image (headers X-Seed, X-Loss). format=json: "
@@ -630,30 +648,18 @@ COMPLETE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "instead of png: the rectangles that differ from the input, pasted over it",
         "content": {"image/png": {}, "application/json": {}},
     },
-    **{
-        code: {
-            "description": f'{why}: {{"error": "<one line>"}}',
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        for code, why in (
-            (400, "bad input"),
-            (408, "the body did not arrive within the upload timeout"),
-            (413, "request body above the upload limit"),
-            (503, "the queue, or the uploads being received, are full; try again later"),
-        )
-    },
+    **UPLOAD_ERRORS,
 }
-# /api/faces answers as /api/complete does, but with JSON only.
 FACES_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": '{"width", "height", "faces": [{"x", "y", "w", "h"}]}, largest first',
         "content": {"application/json": {}},
     },
-    **{k: v for k, v in COMPLETE_RESPONSES.items() if k != 200},
+    **UPLOAD_ERRORS,
 }
 MASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the hole, white on black, at the image's size", "content": {"image/png": {}}},
-    **{k: v for k, v in COMPLETE_RESPONSES.items() if k != 200},
+    **UPLOAD_ERRORS,
 }
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
@@ -859,10 +865,7 @@ def _add_pages(app: FastAPI, completer: Completer, gate: _Gate) -> None:
         "/api/samples/{name}",
         responses={
             200: {"description": "the picture", "content": {"image/png": {}}},
-            404: {
-                "description": 'no such sample: {"error": "<one line>"}',
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
+            404: _error_response("no such sample"),
         },
         response_class=Response,
     )
