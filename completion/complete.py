@@ -120,9 +120,9 @@ class Completer:
         self.options = _resolve(options or CompletionOptions(), model)
         # The search runs G folded and reshaped for speed: the same function (models.search_generator).
         self.generator = search_generator(model.generator)
-        # G with bf16 weights, made on first use and shared by with_options' copies (a dict, so
-        # that a copy's first bf16 search fills it for all).
-        self._cast: dict[torch.dtype, nn.Module] = {}
+        # The generator the steps run, per precision (Search makes the bf16 one): made on first
+        # use and shared by with_options' copies (a dict, so a copy's first search fills it for all).
+        self._steps: dict[str, nn.Module] = {}
 
     def with_options(self, **changes: object) -> Completer:
         """A Completer on the same model with some options changed, sharing the prepared generator
@@ -138,15 +138,18 @@ class Completer:
     @property
     def search(self) -> Search:
         """The latent search with this Completer's options and prepared generator (search.py)."""
-        m = self.model
-        steps = self.generator
-        if self.options.precision == "bf16":
-            # bf16 weights cast once, not by autocast at every step (it does not cache frozen
-            # weights): the same arithmetic, bit for bit, and 13 % faster per one-face step.
-            if torch.bfloat16 not in self._cast:
-                self._cast[torch.bfloat16] = copy.deepcopy(self.generator).to(torch.bfloat16)
-            steps = self._cast[torch.bfloat16]
-        return Search(self.options, self.generator, m.discriminator, m.encoder, m.config.nz, m.device, steps)
+        m, precision = self.model, self.options.precision
+        search = Search(
+            self.options,
+            self.generator,
+            m.discriminator,
+            m.encoder,
+            m.config.nz,
+            m.device,
+            self._steps.get(precision),
+        )
+        self._steps.setdefault(precision, search.step_generator)
+        return search
 
     def optimise(
         self,

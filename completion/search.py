@@ -76,14 +76,17 @@ class Search:
     encoder: nn.Module | None
     nz: int
     device: torch.device
-    # The generator the steps run, in the search's precision (`generator` itself in fp32; with
-    # bf16 weights under precision bf16). The final G(z*) is always rendered by `generator`.
+    # The generator the steps run, in the search's precision: `generator` itself in fp32; under
+    # bf16 a copy with its weights cast once (autocast would cast them again at every step, as it
+    # caches only weights that need a gradient; the arithmetic is the same, bit for bit). Made
+    # here when not given; the final G(z*) is always rendered by `generator`.
     step_generator: nn.Module | None = None
 
     def __post_init__(self) -> None:
         if self.step_generator is None:
             bf16 = self.options.precision == "bf16"
             self.step_generator = copy.deepcopy(self.generator).to(torch.bfloat16) if bf16 else self.generator
+        self._step_dtype = next(self.step_generator.parameters()).dtype
 
     def weights(self, m: torch.Tensor) -> torch.Tensor:
         if self.options.weighting == "plain":
@@ -134,8 +137,7 @@ class Search:
         """Per-sample loss and G(z)."""
         # bf16 runs the networks at about twice the speed on CPUs with bf16 units; the loss and z
         # stay float32. G is given in the search's precision (step_generator), D runs under autocast.
-        step = self.step_generator
-        g = step(z.to(next(step.parameters()).dtype))
+        g = self.step_generator(z.to(self._step_dtype))
         with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16"):
             logits = self.discriminator(g) if self.options.lam > 0 else None
         g = g.float()
