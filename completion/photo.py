@@ -55,6 +55,11 @@ CHUNK = 1 << 20
 BAND_TILE = 256
 
 
+def _u8(a: np.ndarray) -> np.ndarray:
+    """Float pixel values rounded to uint8."""
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
 def center_crop_box(width: int, height: int, frac: float) -> tuple[int, int, int]:
     """(x0, y0, side) of the centred square whose side is frac * width."""
     side = max(1, min(round(frac * width), width, height))
@@ -349,7 +354,7 @@ def _known_view(
     weighted = resample(np.ascontiguousarray(src, dtype=np.float32) * kn[..., None])
     fill = loose & ~strict
     out = out.copy()
-    out[fill] = np.clip(np.rint(weighted[fill] / kn_s[fill][:, None]), 0, 255).astype(np.uint8)
+    out[fill] = _u8(weighted[fill] / kn_s[fill][:, None])
     return out, loose
 
 
@@ -480,7 +485,7 @@ def paste_back(
     outside = int(out_r.sum())
     if outside:
         painted = cv2.inpaint(
-            np.clip(np.rint(work), 0, 255).astype(np.uint8),
+            _u8(work),
             out_r.astype(np.uint8) * 255,
             5,
             cv2.INPAINT_TELEA,
@@ -492,7 +497,7 @@ def paste_back(
         work = seamless_clone(work, source, in_r)
     out = image.copy()
     region = out[y0:y1, x0:x1]
-    region[hole_r] = np.clip(np.rint(work[hole_r]), 0, 255).astype(np.uint8)
+    region[hole_r] = _u8(work[hole_r])
     return out, outside
 
 
@@ -515,10 +520,6 @@ def _sample(img: np.ndarray, m: np.ndarray, ys: np.ndarray, xs: np.ndarray, inte
         got = cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
         out[a : a + k] = got.reshape(-1, img.shape[2])[:k]
     return out
-
-
-def _u8(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
 def _paste_large(
@@ -647,17 +648,17 @@ def _solve_rim(
             reg[ys[core], xs[core]] = values[core]
 
 
-def _fill_rows(reg: np.ndarray, where: np.ndarray, value: object) -> None:
+def _fill_rows(reg: np.ndarray, where: np.ndarray, value: Sampler) -> None:
     """reg[where] = value(ys, xs) rounded to uint8, a block of rows at a time."""
     step = max(1, CHUNK // max(1, where.shape[1]))
     for r in range(0, where.shape[0], step):
         ys, xs = np.nonzero(where[r : r + step])
         if len(ys):
-            reg[ys + r, xs] = _u8(value(ys + r, xs))  # type: ignore[operator]
+            reg[ys + r, xs] = _u8(value(ys + r, xs))
 
 
 def _solve_band(
-    reg: np.ndarray, band: np.ndarray, inner: np.ndarray, source: object, smooth: object
+    reg: np.ndarray, band: np.ndarray, inner: np.ndarray, source: Sampler, smooth: Sampler
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The full-resolution Poisson equation on the band's pixels: guidance the source's gradient,
     Dirichlet values the region's pixels outside the hole and smooth() on the inner hole; the
@@ -667,7 +668,7 @@ def _solve_band(
     n = len(ys)
     rh, rw = band.shape
     key = ys.astype(np.int64) * rw + xs
-    g = source(ys, xs)  # type: ignore[operator]
+    g = source(ys, xs)
     rows, cols = [], []
     diag = np.zeros(n)
     rhs = np.zeros((n, 3))
@@ -677,12 +678,12 @@ def _solve_band(
         p = np.nonzero((ny >= 0) & (ny < rh) & (nx >= 0) & (nx < rw))[0]
         qy, qx = ny[p], nx[p]
         diag[p] += 1
-        rhs[p] += g[p] - source(qy, qx)  # type: ignore[operator]
+        rhs[p] += g[p] - source(qy, qx)
         q_band = band[qy, qx]
         rows.append(p[q_band])
         cols.append(np.searchsorted(key, qy[q_band].astype(np.int64) * rw + qx[q_band]))
         q_in = inner[qy, qx]
-        rhs[p[q_in]] += smooth(qy[q_in], qx[q_in])  # type: ignore[operator]
+        rhs[p[q_in]] += smooth(qy[q_in], qx[q_in])
         known = ~q_band & ~q_in
         rhs[p[known]] += reg[qy[known], qx[known]]
         anchored[p[~q_band]] = True
