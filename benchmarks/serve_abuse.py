@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_common import decode, face64, photo512, png, post, rss_mib, serving  # noqa: E402
+from serve_common import big_photo, decode, face64, photo512, png, post, rss_mib, serving  # noqa: E402
 
 
 def health(url: str) -> dict:
@@ -99,17 +99,6 @@ def abandoned(args: argparse.Namespace, rows: list[str]) -> None:
 def bomb_png(side: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (side, side), (200, 180, 160)).save(buf, format="PNG", compress_level=9)
-    return buf.getvalue()
-
-
-def big_photo() -> bytes:
-    """The astronaut at 4000x4000 on a 6000x4000 canvas (one face found)."""
-    from skimage import data
-
-    canvas = np.full((4000, 6000, 3), 90, np.uint8)
-    canvas[:, 1000:5000] = np.asarray(Image.fromarray(data.astronaut()).resize((4000, 4000), Image.BICUBIC))
-    buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -1,6 +1,6 @@
 """What the `completion serve` benchmarks share: a server in a subprocess, multipart requests with
 the standard library only, and the test pictures (a 64x64 sample face, scikit-image's 512x512
-astronaut with a hole over her eyes)."""
+astronaut with a hole over her eyes, and that astronaut in a 6000x4000 photo)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ def photo512() -> tuple[np.ndarray, np.ndarray]:
     hole = np.zeros(image.shape[:2], np.uint8)
     hole[90:115, 190:260] = 255
     return image, hole
+
+
+def big_photo() -> bytes:
+    """A PNG of the astronaut at 4000x4000 on a 6000x4000 canvas (one face found)."""
+    from skimage import data
+
+    canvas = np.full((4000, 6000, 3), 90, np.uint8)
+    canvas[:, 1000:5000] = np.asarray(Image.fromarray(data.astronaut()).resize((4000, 4000), Image.BICUBIC))
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def free_port() -> int:
