@@ -184,14 +184,12 @@ def _open(path: Path, data: bytes | None = None) -> Image.Image:
     return img
 
 
-def load_rgb(
-    path: Path, draft_size: int | None = None, data: bytes | None = None, *, composite: bool = True
-) -> np.ndarray:
+def load_rgb(path: Path, draft_size: int | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode an image as HxWx3 uint8 RGB with EXIF orientation applied.
 
     draft_size lets JPEG decoding skip detail below that size (much faster for big photos); with
     `data`, the image is those bytes and `path` only its name. Transparent images are composited
-    onto black (what the model sees), or with composite=False give their colours as stored."""
+    onto black (what the model sees)."""
     with _open(path, data) as img:
         try:
             with warnings.catch_warnings():
@@ -202,7 +200,7 @@ def load_rgb(
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
     with _converting(path):
-        return np.asarray(_to_rgb(upright, composite), dtype=np.uint8)
+        return np.asarray(_to_rgb(upright), dtype=np.uint8)
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -220,7 +218,7 @@ def _converting(path: Path) -> Iterator[None]:
         raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
 
 
-def _to_rgb(img: Image.Image, composite: bool = True) -> Image.Image:
+def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         # 16-bit (or 32-bit) grey: scale to 8 bits rather than clip. I;16 spans 0-65535; I and F do
         # not say their range, so values that all fit in 0-255 are taken as 8-bit data.
@@ -229,8 +227,6 @@ def _to_rgb(img: Image.Image, composite: bool = True) -> Image.Image:
         img = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
-        if not composite:
-            return img.convert("RGB")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img)
     return img.convert("RGB")
@@ -238,6 +234,13 @@ def _to_rgb(img: Image.Image, composite: bool = True) -> Image.Image:
 
 def load_alpha(path: Path, data: bytes | None = None) -> np.ndarray | None:
     """The alpha channel (HxW uint8) of an image that has transparency, else None."""
+    rgba = _load_rgba(path, data)
+    return None if rgba is None else rgba[:, :, 3].copy()
+
+
+def _load_rgba(path: Path, data: bytes | None = None) -> np.ndarray | None:
+    """HxWx4 uint8, colours as stored (not composited), of an image that has transparency; else
+    None."""
     with _open(path, data) as img:
         try:
             upright = _upright(img)
@@ -248,7 +251,7 @@ def load_alpha(path: Path, data: bytes | None = None) -> np.ndarray | None:
     ):
         return None
     with _converting(path):
-        return np.asarray(upright.convert("RGBA"), dtype=np.uint8)[:, :, 3].copy()
+        return np.asarray(upright.convert("RGBA"), dtype=np.uint8)
 
 
 def load_gray(path: Path, data: bytes | None = None) -> np.ndarray:
@@ -518,15 +521,15 @@ def keep_alpha(
     colour, is the source's and whose hole has the completed colour under the source's alpha.
     Otherwise in_source_mode(rgb). For a hole given by a mask; where transparency was the hole,
     the filled image is opaque and this is not used."""
-    alpha = load_alpha(path, data)
+    rgba = _load_rgba(path, data)  # one decode: the alpha and the colours, not darkened onto black
     mode = mode or image_mode(path, data)
-    if alpha is None:
+    if rgba is None:
         return in_source_mode(rgb, mode)
-    colour = np.array(load_rgb(path, data=data, composite=False))  # not darkened onto black; writable
+    colour = rgba[:, :, :3].copy()
     hole = ~np.asarray(known, bool)
     colour[hole] = rgb[hole]
     del hole
-    return np.dstack([in_source_mode(colour, mode), alpha])
+    return np.dstack([in_source_mode(colour, mode), rgba[:, :, 3]])
 
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
