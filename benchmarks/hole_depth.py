@@ -42,12 +42,13 @@ def main() -> None:
     ap = face_parser(__doc__, 64, "")
     ap.add_argument("--holes", default="box:0.9,corner:0.6,low:0.4,left,right,top,center,eyes")
     ap.add_argument("--steps", default="0,25,50")
+    ap.add_argument("--lr", type=float, default=CompletionOptions().lr, help="Adam's lr on z")
     args, model = start(ap)
     size = model.config.image_size
     faces = validation_faces(args, model)
     counts = [int(s) for s in args.steps.split(",")]
     # skip_depth 1: every hole is searched for the given number of steps.
-    base = replace(CompletionOptions(), skip_depth=1.0)
+    base = replace(CompletionOptions(), skip_depth=1.0, lr=args.lr)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; hole PSNR / SSIM after N steps")
     print("| hole | depth | " + " | ".join(f"{c} steps" for c in counts) + " |")
     print("|---|---:|" + "---|" * len(counts))
