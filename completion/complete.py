@@ -193,6 +193,21 @@ class Completer:
             found = [found[spec.face - 1]]
         return [FoundFace(f.framing(s), f.box, f.score) for f in found]
 
+    def draw_mask(
+        self, image: np.ndarray, mask_type: MaskType, spec: FaceSpec = FaceSpec(), name: str = "image"
+    ) -> tuple[np.ndarray, list[FoundFace]]:
+        """The known mask (HxW bool) a mask type gives this image, drawn in the frame of every face
+        found (frame_faces) with options.seed, and those faces. MaskError when it draws no hole
+        inside the image."""
+        h, w = image.shape[:2]
+        faces = self.frame_faces(image, spec, name)
+        known = draw_mask_type(mask_type.spec, [f.framing for f in faces], h, w, seed=self.options.seed)
+        if known.all():  # not "outside every face": nothing was drawn inside the image at all
+            big = [f.box for f in faces if f.box is not None and (f.box.w > w or f.box.h > h)]
+            why = f" (the box {_boxes(big)} is larger than the image)" if big else ""
+            raise MaskError(f"{name}: mask type {mask_type} draws no hole inside the {w}x{h} image{why}")
+        return known, faces
+
     def _frame(self, image: np.ndarray, known: Known, spec: FaceSpec, name: str) -> _Framed | Completion:
         """One input checked and framed: every face that gets part of the hole, at model size; or,
         for a mask without a hole, its finished Completion (the input itself)."""
@@ -207,14 +222,10 @@ class Completer:
             if known.all():
                 log.warning("%s: the mask has no hole: the output equals the input", name)
                 return Completion(image.copy(), 0.0, seed=self.options.seed, hole_known=known)
-        faces = self.frame_faces(image, spec, name)
         if drawn:
-            mask_type = known
-            known = draw_mask_type(mask_type.spec, [f.framing for f in faces], h, w, seed=self.options.seed)
-            if known.all():  # not "outside every face": nothing was drawn inside the image at all
-                big = [f.box for f in faces if f.box is not None and (f.box.w > w or f.box.h > h)]
-                why = f" (the box {_boxes(big)} is larger than the image)" if big else ""
-                raise MaskError(f"{name}: mask type {mask_type} draws no hole inside the {w}x{h} image{why}")
+            known, faces = self.draw_mask(image, known, spec, name)
+        else:
+            faces = self.frame_faces(image, spec, name)
         hole = ~known
         shares, nowhere = assign_holes(hole, [f.framing for f in faces])
         used = [(f, share) for f, share in zip(faces, shares, strict=True) if share.any()]

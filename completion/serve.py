@@ -48,13 +48,13 @@ from . import __version__
 from .complete import Completer, Completion, FaceSpec
 from .config import SEED_MAX
 from .device import CpuMeter, set_threads
-from .errors import CompletionError, MaskError, ServeError
+from .errors import CompletionError, ServeError
 from .faces import detect_faces
 from .imageio import image_mode, image_size, like_source, load_alpha, load_rgb
 from .inputs import load_pair
 from .masks import CONVENTIONS, MaskType, mask_to_image
 from .options import CompletionOptions, spec_of
-from .photo import Box, draw_mask_type, parse_box
+from .photo import Box, parse_box
 
 log = logging.getLogger(__name__)
 
@@ -574,11 +574,8 @@ def hole_png(completer: Completer, data: bytes, req: CompleteRequest) -> bytes:
     every face found, or the box, with the seed): a PNG of the image's size, white = hole."""
     assert req.mask_type is not None  # parse_mask_job refuses a request without one
     image = load_rgb(Path("image"), data=data)
-    h, w = image.shape[:2]
-    faces = completer.frame_faces(image, FaceSpec(req.aligned, req.box), "image")
-    known = draw_mask_type(req.mask_type.spec, [f.framing for f in faces], h, w, seed=req.seed)
-    if known.all():
-        raise MaskError(f"image: mask type {req.mask_type} draws no hole inside the {w}x{h} image")
+    drawer = completer.with_options(seed=req.seed)
+    known, _ = drawer.draw_mask(image, req.mask_type, FaceSpec(req.aligned, req.box), "image")
     return encode_png(mask_to_image(known))
 
 
