@@ -242,14 +242,13 @@ def _load_rgba(path: Path, data: bytes | None = None) -> np.ndarray | None:
     """HxWx4 uint8, colours as stored (not composited), of an image that has transparency; else
     None."""
     with _open(path, data) as img:
+        # The mode and a palette's transparency are in the header: an opaque image is not decoded.
+        if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
+            return None
         try:
             upright = _upright(img)
         except _DECODE_ERRORS as e:
             raise ImageError(_line(f"{path}: corrupt or truncated image ({e})")) from e
-    if upright.mode not in ("RGBA", "LA", "PA") and not (
-        upright.mode == "P" and "transparency" in upright.info
-    ):
-        return None
     with _converting(path):
         return np.asarray(upright.convert("RGBA"), dtype=np.uint8)
 
