@@ -4,7 +4,8 @@ Variants, each timed in this process against "plain" (the eval-mode generator as
 folded (batch norm folded into the convolutions), channels_last, torch.compile of the folded
 generator, bf16 autocast, search (models.search_generator: folded, channels-last, the first layer
 as one matrix multiply; what completion runs in fp32), search_autocast (the same under bf16
-autocast) and search_bf16 (its weights cast to bf16 once: what completion runs under bf16).
+autocast), search_bf16 (its weights cast to bf16 once), and packed / packed_bf16 (search and
+search_bf16 with oneDNN's weights packed once, packed.py: what completion runs on the CPU).
 For each batch size: milliseconds per step and per image-step, the
 speed ratio against the first variant, and the largest difference of G(z) from plain. Variants
 are timed in interleaved rounds (median), since this kind of CPU drifts by tens of percent.
@@ -25,6 +26,7 @@ import torch
 
 from completion.bundle import default_model_path, load_model
 from completion.models import fold_batch_norm, search_generator
+from completion.packed import pack_generator
 
 
 def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -43,6 +45,10 @@ def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, boo
         return search_generator(generator), variant == "search_autocast"
     if variant == "search_bf16":
         return search_generator(generator).to(torch.bfloat16), False
+    if variant == "packed":
+        return pack_generator(search_generator(generator)), False
+    if variant == "packed_bf16":
+        return pack_generator(search_generator(generator).to(torch.bfloat16)), False
     raise SystemExit(f"unknown variant {variant}")
 
 
@@ -85,9 +91,10 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,64")
     ap.add_argument("--steps", type=int, default=50, help="steps per timing")
     ap.add_argument("--rounds", type=int, default=5, help="timings of each variant, interleaved")
-    ap.add_argument(
-        "--variants", default="plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16"
+    variants = (
+        "plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16,packed,packed_bf16"
     )
+    ap.add_argument("--variants", default=variants)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:

@@ -246,6 +246,18 @@ def test_bf16_search_casts_g_once_with_autocasts_arithmetic(toy_model: Model, to
     assert isinstance(s, Search) and s.optimise(y, w).generated.dtype == torch.float32
 
 
+def test_search_runs_the_packed_generator_on_the_cpu(toy_model: Model) -> None:
+    """On the CPU the steps run G with oneDNN weights packed once (packed.py); G(z*) is rendered
+    by the generator as prepared."""
+    from completion import packed
+
+    if not packed.available(torch.device("cpu")):
+        pytest.skip("no oneDNN in this torch")
+    c = Completer(toy_model, CompletionOptions(iterations=2, precision="fp32"))
+    assert any(isinstance(m, packed.PackedConvTranspose2d) for m in c.search.step_generator.modules())
+    assert not any(isinstance(m, packed.PackedConvTranspose2d) for m in c.search.generator.modules())
+
+
 def test_invalid_options() -> None:
     for bad in (
         dict(iterations=-1),
