@@ -6,7 +6,8 @@ face under bf16 it was a third of a step (benchmarks/step_cost.py, `search_packe
 stride-2 transposed convolution (with the ReLU after it) and, under bf16, the latent projection
 keep their packed weights per input shape, and compute the gradient to their input only (the
 search needs no gradient of the weights). The kernels are the ones PyTorch itself calls, so values
-and gradients are identical; tests compare them."""
+and gradients are identical; tests compare them. Autocast does not reach these layers: a packed
+net runs in the dtype it was cast to before packing."""
 
 from __future__ import annotations
 
@@ -161,6 +162,11 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
         return _MKL._linear_pointwise(grad.contiguous(), ctx.backward_weight, None, "none", [], ""), None
+
+
+def prepare(net: nn.Module, device: torch.device) -> nn.Module:
+    """pack_generator(net) where packing applies (available), else net itself."""
+    return pack_generator(net) if available(device) else net
 
 
 def pack_generator(net: nn.Module) -> nn.Module:

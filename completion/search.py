@@ -79,18 +79,18 @@ class Search:
     device: torch.device
     # The generator the steps run, in the search's precision: `generator` in fp32; under bf16 a
     # copy with its weights cast once (autocast would cast them again at every step, as it caches
-    # only weights that need a gradient); on the CPU either with oneDNN's weights packed once
-    # (packed.py). The arithmetic is the same, bit for bit. Made here when not given; the final
-    # G(z*) is always rendered by `generator`.
+    # only weights that need a gradient), on the CPU with oneDNN's weights packed (packed.py; the
+    # Completer packs `generator` too). The arithmetic is the same, bit for bit. Made here when
+    # not given; the final G(z*) is always rendered by `generator`.
     step_generator: nn.Module | None = None
 
     def __post_init__(self) -> None:
         if self.step_generator is None:
+            bf16 = self.options.precision == "bf16"
             step = self.generator
-            if self.options.precision == "bf16":
-                step = copy.deepcopy(step).to(torch.bfloat16)
-            # On the CPU, with oneDNN's weights packed once instead of at every step (packed.py).
-            self.step_generator = packed.pack_generator(step) if packed.available(self.device) else step
+            self.step_generator = (
+                packed.prepare(copy.deepcopy(step).to(torch.bfloat16), self.device) if bf16 else step
+            )
         self._step_dtype = next(self.step_generator.parameters()).dtype
 
     def weights(self, m: torch.Tensor) -> torch.Tensor:

@@ -226,6 +226,7 @@ def test_bf16_search_casts_g_once_with_autocasts_arithmetic(toy_model: Model, to
     on z are those of G under autocast bit for bit, and the final G(z*) stays fp32."""
     from dataclasses import replace
 
+    from completion.models import search_generator
     from completion.search import Search
 
     c = Completer(toy_model, CompletionOptions(iterations=3, init="random", precision="fp32"))
@@ -239,7 +240,7 @@ def test_bf16_search_casts_g_once_with_autocasts_arithmetic(toy_model: Model, to
     loss, g = s.objective(za, y, w)
     loss.sum().backward()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        ref = s.generator(zb)
+        ref = search_generator(toy_model.generator)(zb)  # unpacked: autocast reaches its layers
     ref_loss = (w * (ref.float() - y).abs()).flatten(1).sum(1)
     ref_loss.sum().backward()
     assert torch.equal(g, ref.float()) and torch.equal(loss, ref_loss) and torch.equal(za.grad, zb.grad)
@@ -247,15 +248,16 @@ def test_bf16_search_casts_g_once_with_autocasts_arithmetic(toy_model: Model, to
 
 
 def test_search_runs_the_packed_generator_on_the_cpu(toy_model: Model) -> None:
-    """On the CPU the steps run G with oneDNN weights packed once (packed.py); G(z*) is rendered
-    by the generator as prepared."""
+    """On the CPU the steps and the final G(z*) run G with oneDNN weights packed once (packed.py),
+    in fp32 and, where the CPU has it, bf16."""
     from completion import packed
 
     if not packed.available(torch.device("cpu")):
         pytest.skip("no oneDNN in this torch")
-    c = Completer(toy_model, CompletionOptions(iterations=2, precision="fp32"))
-    assert any(isinstance(m, packed.PackedConvTranspose2d) for m in c.search.step_generator.modules())
-    assert not any(isinstance(m, packed.PackedConvTranspose2d) for m in c.search.generator.modules())
+    for precision in ["fp32", "auto"]:
+        s = Completer(toy_model, CompletionOptions(iterations=2, precision=precision)).search
+        for net in (s.generator, s.step_generator):
+            assert any(isinstance(m, packed.PackedConvTranspose2d) for m in net.modules())
 
 
 def test_invalid_options() -> None:
