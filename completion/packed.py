@@ -1,18 +1,25 @@
-"""G for the CPU search with oneDNN weights packed once: the same function, bit for bit.
+"""G for the CPU search: oneDNN weights packed once and one autograd node for the whole network.
+The same function and gradient on z, bit for bit (tests compare them).
 
-PyTorch's CPU convolution reorders its weights into oneDNN's blocked layout at every call, forward
-and backward. G is frozen during the search, so that work is repeated 2 x layers x steps: for one
-face under bf16 it was a third of a step (benchmarks/step_cost.py, `search_packed`). Here each
-stride-2 transposed convolution (with the ReLU after it) and, under bf16, the latent projection
-keep their packed weights per input shape, and compute the gradient to their input only (the
-search needs no gradient of the weights). The kernels are the ones PyTorch itself calls, so values
-and gradients are identical; tests compare them. Autocast does not reach these layers: a packed
-net runs in the dtype it was cast to before packing."""
+Two costs of a one-face search step that are not arithmetic (benchmarks/step_cost.py):
+- PyTorch's CPU convolution reorders its weights into oneDNN's blocked layout at every call,
+  forward and backward. G is frozen during the search, so each layer here keeps its packed
+  weights per input shape (a third of a bf16 step for one face).
+- Autograd's engine walks a dozen nodes per step. Here G is one node: its forward saves the few
+  activations its backward needs, and its backward runs the adjoint of each layer in turn (about
+  a quarter of what was left). It computes the gradient to z only: the search needs none for the
+  weights.
+
+The kernels are the ones PyTorch itself calls (addmm, or oneDNN's matmul under bf16, where it
+matches addmm; oneDNN's transposed convolution, and the convolution as its adjoint), so values and
+gradients are those of models.search_generator. Autocast does not reach this network: it runs in
+the dtype it was cast to. Only the DCGAN shape is packed (latent projection, ReLU, stride-2
+transposed convolutions with ReLU between them, tanh); any other network is left as it is."""
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,7 +27,10 @@ from torch import nn
 from .models import LatentProjection
 
 _MKL = torch.ops.mkldnn
+_ATEN = torch.ops.aten
 _CACHED_SHAPES = 4  # a search's batch (faces x restarts) changes seldom; bounds the cache's memory
+_CL = torch.channels_last
+Packs = tuple[torch.Tensor, torch.Tensor]
 
 
 def available(device: torch.device) -> bool:
@@ -38,15 +48,15 @@ def _frozen(t: torch.Tensor) -> nn.Parameter:
 
 
 class _ShapeCache:
-    """Packed weights by input shape, the most recent few (small LRU)."""
+    """Packed weights by input shape and dtype, the most recent few (a small LRU)."""
 
     def __init__(self) -> None:
-        self._packs: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._packs: OrderedDict[tuple, Packs] = OrderedDict()
 
     def __deepcopy__(self, memo: dict) -> _ShapeCache:
         return _ShapeCache()  # packs are remade on use (and oneDNN tensors do not deep-copy)
 
-    def get(self, key: tuple[int, ...], make) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    def get(self, key: tuple, make: Callable[[], Packs]) -> Packs:
         packs = self._packs.get(key)
         if packs is None:
             packs = self._packs[key] = make()
@@ -57,10 +67,46 @@ class _ShapeCache:
         return packs
 
 
-class PackedConvTranspose2d(nn.Module):
-    """A frozen ConvTranspose2d, optionally with the ReLU after it fused in. Forward: oneDNN's
-    transposed convolution; backward to the input: the convolution with the same weights (its
-    adjoint), each with weights packed for the shape once."""
+class _Latent(nn.Module):
+    """LatentProjection followed by its ReLU. fp32: addmm (MKL), as LatentProjection runs it;
+    bf16: oneDNN's matmul with packed weights and the ReLU fused, which gives addmm's bits there
+    and is faster (addmm reorders its bf16 weights at every call too)."""
+
+    def __init__(self, layer: LatentProjection) -> None:
+        super().__init__()
+        self.shape = layer.shape  # (K, K, C): columns in channels-last order
+        self.weight = _frozen(layer.weight)  # (nz, K*K*C)
+        self.bias = _frozen(layer.bias)
+        self._cache = _ShapeCache()
+
+    def _packs(self, n: int) -> Packs:
+        # oneDNN's linear takes (out, in): W^T forward, W for the adjoint.
+        def make() -> Packs:
+            w = self.weight
+            return _MKL._reorder_linear_weight(w.t().contiguous(), n), _MKL._reorder_linear_weight(w, n)
+
+        return self._cache.get((n, self.weight.dtype), make)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, K*K*C) activations after the ReLU."""
+        if z.dtype == torch.bfloat16:
+            return _MKL._linear_pointwise(z, self._packs(z.shape[0])[0], self.bias, "relu", [], "")
+        return torch.addmm(self.bias, z, self.weight).relu_()
+
+    def backward(self, h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Gradient to z, given the activations h and the gradient on them."""
+        grad = _ATEN.threshold_backward(grad, h, 0)
+        if grad.dtype == torch.bfloat16:
+            return _MKL._linear_pointwise(grad, self._packs(grad.shape[0])[1], None, "none", [], "")
+        return grad.mm(self.weight.t())
+
+    def image(self, h: torch.Tensor) -> torch.Tensor:
+        return h.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+
+
+class _Up(nn.Module):
+    """A stride-2 ConvTranspose2d (batch norm folded in), with the ReLU after it fused in or not.
+    Forward: oneDNN's transposed convolution; its adjoint: the convolution with the same weights."""
 
     def __init__(self, conv: nn.ConvTranspose2d, relu: bool) -> None:
         super().__init__()
@@ -69,16 +115,16 @@ class PackedConvTranspose2d(nn.Module):
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.output_padding, self.dilation = list(conv.output_padding), list(conv.dilation)
         self.groups = conv.groups
-        self.attr = "relu" if relu else "none"
+        self.relu = relu
         self._cache = _ShapeCache()
 
-    def packs(self, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
-        def make() -> tuple[torch.Tensor, torch.Tensor]:
-            w = self.weight
+    def _packs(self, shape: torch.Size) -> Packs:
+        def make() -> Packs:
+            w, g = self.weight, self.groups
             forward = _MKL._reorder_convolution_transpose_weight(
-                w, self.padding, self.output_padding, self.stride, self.dilation, self.groups, list(shape)
+                w, self.padding, self.output_padding, self.stride, self.dilation, g, list(shape)
             )
-            # The output's shape: the input of the adjoint convolution.
+            # The adjoint's input is this layer's output.
             sides = zip(
                 shape[2:],
                 self.stride,
@@ -88,80 +134,65 @@ class PackedConvTranspose2d(nn.Module):
                 self.output_padding,
                 strict=True,
             )
-            out = [shape[0], w.shape[1] * self.groups] + [
+            out = [shape[0], w.shape[1] * g] + [
                 (n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in sides
             ]
-            backward = _MKL._reorder_convolution_weight(
-                w, self.padding, self.stride, self.dilation, self.groups, out
+            return forward, _MKL._reorder_convolution_weight(
+                w, self.padding, self.stride, self.dilation, g, out
             )
-            return forward, backward
 
-        return self._cache.get((*shape, self.weight.dtype.itemsize), make)
+        return self._cache.get((*shape, self.weight.dtype), make)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ConvTranspose.apply(x.contiguous(memory_format=torch.channels_last), self)
+        attr = "relu" if self.relu else "none"
+        packs = self._packs(x.shape)
+        args = (self.padding, self.output_padding, self.stride, self.dilation, self.groups, attr, [], "")
+        return _MKL._convolution_transpose_pointwise(x, packs[0], self.bias, *args)
+
+    def backward(self, x_shape: torch.Size, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Gradient to the input (of shape x_shape), given the output y and the gradient on it."""
+        if self.relu:
+            grad = _ATEN.threshold_backward(grad, y, 0)
+        grad = grad.contiguous(memory_format=_CL)
+        args = (self.padding, self.stride, self.dilation, self.groups, "none", [], "")
+        return _MKL._convolution_pointwise(grad, self._packs(x_shape)[1], None, *args)
 
 
-class _ConvTranspose(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, m: PackedConvTranspose2d) -> torch.Tensor:  # noqa: ANN001
-        forward, backward = m.packs(x.shape)
-        y = _MKL._convolution_transpose_pointwise(
-            x, forward, m.bias, m.padding, m.output_padding, m.stride, m.dilation, m.groups, m.attr, [], ""
-        )
-        ctx.m, ctx.backward_weight = m, backward
-        ctx.save_for_backward(y)
-        return y
+class PackedGenerator(nn.Module):
+    """A frozen search generator as one autograd node (see the module's docstring)."""
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
-        m = ctx.m
-        if m.attr == "relu":
-            (y,) = ctx.saved_tensors
-            grad = torch.ops.aten.threshold_backward(grad, y, 0)
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        dx = _MKL._convolution_pointwise(
-            grad, ctx.backward_weight, None, m.padding, m.stride, m.dilation, m.groups, "none", [], ""
-        )
-        return dx, None
-
-
-class PackedLatentProjection(nn.Module):
-    """LatentProjection (G's first layer as a matrix multiply) with its weights packed for
-    oneDNN's matmul, forward and backward. Used under bf16 only, where it matches `addmm` bit for
-    bit; in fp32 `addmm` runs MKL's kernel, which sums in another order."""
-
-    def __init__(self, layer: LatentProjection) -> None:
+    def __init__(self, latent: LatentProjection, ups: list[tuple[nn.ConvTranspose2d, bool]]) -> None:
         super().__init__()
-        self.shape = layer.shape
-        w = layer.weight.detach()  # (nz, K*K*C)
-        self.weight = _frozen(w.t())  # linear's (out, in)
-        self.weight_t = _frozen(w)  # the adjoint's (out, in)
-        self.bias = _frozen(layer.bias)
-        self._cache = _ShapeCache()
-
-    def packs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        def make() -> tuple[torch.Tensor, torch.Tensor]:
-            return _MKL._reorder_linear_weight(self.weight, n), _MKL._reorder_linear_weight(self.weight_t, n)
-
-        return self._cache.get((n,), make)
+        self.latent = _Latent(latent)
+        self.ups = nn.ModuleList(_Up(conv, relu) for conv, relu in ups)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        z = z.reshape(z.shape[0], -1).contiguous()
-        out = _Linear.apply(z, self)
-        return out.view(z.shape[0], *self.shape).permute(0, 3, 1, 2)
+        return _Chain.apply(z.reshape(z.shape[0], -1).contiguous(), self)
 
 
-class _Linear(torch.autograd.Function):
+class _Chain(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: torch.Tensor, m: PackedLatentProjection) -> torch.Tensor:  # noqa: ANN001
-        forward, backward = m.packs(z.shape[0])
-        ctx.backward_weight = backward
-        return _MKL._linear_pointwise(z, forward, m.bias, "none", [], "")
+    def forward(ctx, z: torch.Tensor, net: PackedGenerator) -> torch.Tensor:  # noqa: ANN001
+        h = net.latent(z)
+        x, outs = net.latent.image(h), []
+        for up in net.ups:
+            x = up(x)
+            outs.append(x)
+        g = torch.tanh(x)
+        ctx.net = net
+        ctx.save_for_backward(h, g, *outs)
+        return g
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
-        return _MKL._linear_pointwise(grad.contiguous(), ctx.backward_weight, None, "none", [], ""), None
+        net = ctx.net
+        h, g, *outs = ctx.saved_tensors
+        grad = _ATEN.tanh_backward(grad, g)
+        inputs = [net.latent.image(h), *outs[:-1]]
+        for up, x, y in zip(reversed(net.ups), reversed(inputs), reversed(outs), strict=True):
+            grad = up.backward(x.shape, y, grad)
+        grad = grad.permute(0, 2, 3, 1).reshape(h.shape)  # channels-last memory: a view
+        return net.latent.backward(h, grad), None
 
 
 def prepare(net: nn.Module, device: torch.device) -> nn.Module:
@@ -170,30 +201,21 @@ def prepare(net: nn.Module, device: torch.device) -> nn.Module:
 
 
 def pack_generator(net: nn.Module) -> nn.Module:
-    """A copy of a search generator (models.search_generator, in its final dtype) with its layers
-    packed where that keeps the arithmetic identical; other layers are kept as they are."""
-    net = copy.deepcopy(net)
+    """A PackedGenerator computing what a search generator (models.search_generator, in any
+    dtype) computes; `net` itself when it is not of the DCGAN shape, or is packed already."""
     seq = getattr(net, "main", None)
-    if not isinstance(seq, nn.Sequential):
+    layers = [m for m in seq if not isinstance(m, nn.Identity)] if isinstance(seq, nn.Sequential) else []
+    if len(layers) < 4 or not isinstance(layers[0], LatentProjection) or not isinstance(layers[1], nn.ReLU):
         return net
-    dtype = next(net.parameters()).dtype
-    layers: list[nn.Module] = []
-    mods = list(seq)
-    i = 0
-    while i < len(mods):
-        mod = mods[i]
-        if isinstance(mod, nn.ConvTranspose2d):
-            # The ReLU after it (past folded batch norms, now Identity) is fused in.
-            j = i + 1
-            while j < len(mods) and isinstance(mods[j], nn.Identity):
-                j += 1
-            relu = j < len(mods) and isinstance(mods[j], nn.ReLU)
-            layers.append(PackedConvTranspose2d(mod, relu))
-            i = j + 1 if relu else i + 1
+    if not isinstance(layers[-1], nn.Tanh):
+        return net
+    ups, rest = [], layers[2:-1]
+    for i, m in enumerate(rest):
+        if isinstance(m, nn.ReLU):
             continue
-        if isinstance(mod, LatentProjection) and dtype == torch.bfloat16:
-            mod = PackedLatentProjection(mod)
-        layers.append(mod)
-        i += 1
-    net.main = nn.Sequential(*layers)
-    return net.requires_grad_(False)
+        relu = i + 1 < len(rest) and isinstance(rest[i + 1], nn.ReLU)
+        if not isinstance(m, nn.ConvTranspose2d) or relu == (i + 1 == len(rest)):
+            return net  # only ConvT+ReLU stages and a last ConvT before the tanh
+        ups.append((m, relu))
+    packed = PackedGenerator(layers[0], ups)
+    return packed.to(next(net.parameters()).dtype).requires_grad_(False)
