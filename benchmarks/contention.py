@@ -5,8 +5,10 @@ Phases: quiet; beside a matrix-multiply loop at torch's default threads; beside 
 completion job (a batch of faces at its own default threads). In each, after the competitor has
 run for --settle seconds, it times --n API requests (a 64x64 face, hole over its centre) and --n
 cold CLI runs, and `import torch` alone; it prints the medians and their ratios to the quiet phase.
+With --rounds R the phases run R times in turn, so that a drift of the CPU's speed (tens of
+percent within minutes on shared machines) falls on every phase alike; medians are over all rounds.
 
-    python benchmarks/contention.py --n 5 [--model celeba64] [--threads 0]
+    python benchmarks/contention.py --n 5 [--rounds 3] [--model celeba64] [--threads 0]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def measure(url: str, n: int, cli: list[str]) -> dict[str, float]:
+def measure(url: str, n: int, cli: list[str]) -> dict[str, list[float]]:
     image, hole = face64()
     files = {"image": png(image), "mask": png(hole)}
     api = []
@@ -52,8 +54,7 @@ def measure(url: str, n: int, cli: list[str]) -> dict[str, float]:
         assert status == 200, body[:200]
     cold = [timed(cli) for _ in range(n)]
     torch_import = [timed([sys.executable, "-c", "import torch"]) for _ in range(n)]
-    med = statistics.median
-    return {"api": med(api), "cli": med(cold), "torch": med(torch_import)}
+    return {"api": api, "cli": cold, "torch": torch_import}
 
 
 def main() -> None:
@@ -63,16 +64,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="--threads of the server and the CLI (0: auto)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--phases", default="quiet,matmul,completion")
+    ap.add_argument("--rounds", type=int, default=1, help="run the phases this many times, in turn")
     args = ap.parse_args()
     model = ["--model", args.model] if args.model else []
-    rows = {}
+    samples: dict[str, dict[str, list[float]]] = {}
     with serving(*model, threads=args.threads) as (_, url), tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.png")
         cli = [sys.executable, "-m", "completion", "complete", *model, "--image",
                str(REPO / "samples" / "faces" / "face_01.png"), "--mask-type", "center", "--out", out,
                "--threads", str(args.threads)]  # fmt: skip
         measure(url, 2, cli)  # warm the server and the file cache
-        for phase in args.phases.split(","):
+        for phase in [p for _ in range(args.rounds) for p in args.phases.split(",")]:
             competitor = None
             if phase == "matmul":
                 competitor = subprocess.Popen([sys.executable, "-c", MATMUL])
@@ -80,11 +82,13 @@ def main() -> None:
                 competitor = subprocess.Popen(batch_job(Path(tmp)), cwd=REPO)
             try:
                 time.sleep(args.settle if competitor else 0)
-                rows[phase] = measure(url, args.n, cli)
+                for key, times in measure(url, args.n, cli).items():
+                    samples.setdefault(phase, {}).setdefault(key, []).extend(times)
             finally:
                 if competitor is not None:
                     competitor.kill()
                     competitor.wait()
+    rows = {phase: {k: statistics.median(v) for k, v in r.items()} for phase, r in samples.items()}
     quiet = rows.get("quiet")
     print("| phase | API one face, s | × quiet | cold CLI, s | × quiet | import torch, s | CLI / import |")
     print("|---|---:|---:|---:|---:|---:|---:|")
