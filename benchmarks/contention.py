@@ -27,7 +27,8 @@ MATMUL = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
 
 
 def batch_job(tmp: Path) -> list[str]:
-    """A long completion job: the bundled faces, many times over, 200 steps each."""
+    """A long completion job: the bundled faces, many times over, 200 steps each (outputs redone in
+    every round)."""
     faces = tmp / "faces"
     if faces.exists():  # made by an earlier round
         return _batch_command(faces, tmp)
@@ -40,7 +41,8 @@ def batch_job(tmp: Path) -> list[str]:
 
 def _batch_command(faces: Path, tmp: Path) -> list[str]:
     return [sys.executable, "-m", "completion", "-q", "batch", "--images", str(faces), "--mask-type",
-            "center", "--iterations", "200", "--out", str(tmp / "batch_out"), "--no-progress"]  # fmt: skip
+            "center", "--iterations", "200", "--out", str(tmp / "batch_out"), "--overwrite",
+            "--no-progress"]  # fmt: skip
 
 
 def timed(cmd: list[str]) -> float:
