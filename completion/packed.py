@@ -18,6 +18,7 @@ transposed convolutions with ReLU between them, tanh); any other network is left
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -34,13 +35,36 @@ Packs = tuple[torch.Tensor, torch.Tensor]
 
 
 def available(device: torch.device) -> bool:
-    """Whether packing applies: a CPU with PyTorch's oneDNN kernels."""
+    """Whether packing applies: a CPU with PyTorch's oneDNN kernels, which give here what the
+    plain layers give (checked once per process on a small layer)."""
     return (
         device.type == "cpu"
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and hasattr(_MKL, "_convolution_transpose_pointwise")
+        and _kernels_agree()
     )
+
+
+@functools.cache
+def _kernels_agree() -> bool:
+    """A small packed layer's value and input gradient against PyTorch's own: False where a build
+    lacks a kernel or computes another thing (a fallback, not an error)."""
+    gen = torch.Generator().manual_seed(0)
+    conv = nn.ConvTranspose2d(8, 4, 4, 2, 1).requires_grad_(False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
+    x = torch.randn(2, 8, 4, 4, generator=gen).contiguous(memory_format=_CL).requires_grad_(True)
+    grad = torch.randn(2, 4, 8, 8, generator=gen)
+    try:
+        up = _Up(conv, relu=True)
+        y = up(x.detach())
+        ref = torch.relu(conv(x))
+        (ref * grad).sum().backward()  # a scalar: autograd's non-scalar path imports torch.fx (0.7 s)
+        dx = up.backward(x.shape, y, grad)
+    except (RuntimeError, NotImplementedError):
+        return False
+    return torch.allclose(y, ref, atol=1e-4) and torch.allclose(dx, x.grad, atol=1e-4)
 
 
 def _frozen(t: torch.Tensor) -> nn.Parameter:

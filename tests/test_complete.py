@@ -260,6 +260,19 @@ def test_search_runs_the_packed_generator_on_the_cpu(toy_model: Model) -> None:
             assert any(isinstance(m, packed.PackedGenerator) for m in net.modules())
 
 
+def test_without_packing_the_same_completion(toy_model: Model, toy_images, monkeypatch) -> None:
+    """Where oneDNN's kernels are missing or disagree (packed.available is False), the search runs
+    the plain generator, and a completion is the same as with packing."""
+    from completion import packed
+
+    packed_result = Completer(toy_model, CompletionOptions(iterations=5)).complete(toy_images[0], "center")
+    monkeypatch.setattr(packed, "_kernels_agree", lambda: False)
+    c = Completer(toy_model, CompletionOptions(iterations=5))
+    assert not isinstance(c.search.step_generator, packed.PackedGenerator)
+    plain = c.complete(toy_images[0], "center")
+    assert np.array_equal(plain.image, packed_result.image) and plain.loss == packed_result.loss
+
+
 def test_invalid_options() -> None:
     for bad in (
         dict(iterations=-1),
