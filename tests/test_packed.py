@@ -25,7 +25,7 @@ def _value_and_grad(g: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> tup
     return out.detach(), z.grad
 
 
-@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("size", [32, 64, 128])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_packed_generator_is_the_same_function_and_gradient(size: int, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
