@@ -66,6 +66,26 @@ class ZAdam:
         self.z.addcdiv_(self.exp_avg, denom, value=-(self.lr / bias_correction1))
 
 
+class _WeightedL1(torch.autograd.Function):
+    """Per-sample sum of w * |g - y| (g cast to float32) as one autograd node instead of six (the
+    cast, difference, abs, product, flatten, sum): the same value and the same gradient, w times
+    the sign of g - y cast back to g's dtype, with less of autograd's per-node cost (0.2 ms of a
+    one-face step of 3.5-3.8 ms)."""
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        d = g.float() - y
+        ctx.save_for_backward(d, w)
+        ctx.dtype = g.dtype
+        return (w * d.abs()).flatten(1).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
+        d, w = ctx.saved_tensors
+        # In autograd's order: the sum's gradient times w, then times the sign of the difference.
+        return ((grad.view(-1, 1, 1, 1) * w) * d.sgn()).to(ctx.dtype), None, None
+
+
 @dataclass
 class Search:
     """One search's networks and options (options as Completer resolved them: init and precision
@@ -145,8 +165,8 @@ class Search:
         g = self.step_generator(z.to(self._step_dtype))
         with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16"):
             logits = self.discriminator(g) if self.options.lam > 0 else None
-        g = g.float()
-        loss = (w * (g - y).abs()).flatten(1).sum(1)
+        loss = _WeightedL1.apply(g, y, w)
+        g = g.detach().float()
         lam = self.options.lam
         if logits is not None:
             logits = logits.float()
@@ -203,7 +223,7 @@ class Search:
                     frozen = (stalled >= o.patience) | (steps >= caps)
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
-                best_z[better] = z[better]
+                best_z = torch.where(better[:, None], z.detach(), best_z)
             if callback is not None and every and it % every == 0:
                 callback(it, g.detach())
             if it == last or (freeze and bool(frozen.all())):
