@@ -19,6 +19,7 @@ transposed convolutions with ReLU between them, tanh); any other network is left
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -76,19 +77,21 @@ class _ShapeCache:
 
     def __init__(self) -> None:
         self._packs: OrderedDict[tuple, Packs] = OrderedDict()
+        self._lock = threading.Lock()  # a Completer may be shared by threads
 
     def __deepcopy__(self, memo: dict) -> _ShapeCache:
         return _ShapeCache()  # packs are remade on use (and oneDNN tensors do not deep-copy)
 
     def get(self, key: tuple, make: Callable[[], Packs]) -> Packs:
-        packs = self._packs.get(key)
-        if packs is None:
-            packs = self._packs[key] = make()
-            while len(self._packs) > _CACHED_SHAPES:
-                self._packs.popitem(last=False)
-        else:
-            self._packs.move_to_end(key)
-        return packs
+        with self._lock:
+            packs = self._packs.get(key)
+            if packs is None:
+                packs = self._packs[key] = make()
+                while len(self._packs) > _CACHED_SHAPES:
+                    self._packs.popitem(last=False)
+            else:
+                self._packs.move_to_end(key)
+            return packs
 
 
 class _Latent(nn.Module):
