@@ -13,8 +13,8 @@ Two costs of a one-face search step that are not arithmetic (benchmarks/step_cos
 The kernels are the ones PyTorch itself calls (addmm, or oneDNN's matmul under bf16, where it
 matches addmm; oneDNN's transposed convolution, and the convolution as its adjoint), so values and
 gradients are those of models.search_generator. Autocast does not reach this network: it runs in
-the dtype it was cast to. Only the DCGAN shape is packed (latent projection, ReLU, stride-2
-transposed convolutions with ReLU between them, tanh); any other network is left as it is."""
+the dtype it was cast to. Only the DCGAN shape is packed (latent projection, ReLU, transposed
+convolutions with ReLU between them, tanh); any other network is left as it is."""
 
 from __future__ import annotations
 

@@ -44,3 +44,12 @@ def test_packed_generator_is_the_same_function_and_gradient(size: int, dtype: to
     # A copy of a used one works and gives the same (its packs are remade, not copied).
     again = copy.deepcopy(fast)
     assert torch.equal(_value_and_grad(again, z, y)[1], grad)
+
+
+def test_other_networks_are_left_as_they_are() -> None:
+    torch.manual_seed(0)
+    G = search_generator(Generator(ModelConfig(image_size=32, ngf=8, ndf=8)).eval())
+    for net in (torch.nn.Linear(4, 4), torch.nn.Sequential(torch.nn.ReLU())):
+        assert packed.pack_generator(net) is net
+    G.main = G.main[:-1]  # no tanh at the end: not the DCGAN shape
+    assert packed.pack_generator(G) is G
