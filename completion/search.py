@@ -106,11 +106,10 @@ class Search:
 
     def __post_init__(self) -> None:
         if self.step_generator is None:
-            bf16 = self.options.precision == "bf16"
             step = self.generator
-            self.step_generator = (
-                packed.prepare(copy.deepcopy(step).to(torch.bfloat16), self.device) if bf16 else step
-            )
+            if self.options.precision == "bf16":
+                step = packed.prepare(copy.deepcopy(step).to(torch.bfloat16), self.device)
+            self.step_generator = step
         self._step_dtype = next(self.step_generator.parameters()).dtype
 
     def weights(self, m: torch.Tensor) -> torch.Tensor:
