@@ -1,9 +1,9 @@
 """Latency of `completion serve` with the model warm: one 64x64 face, one 512x512 photo.
 
 Starts `completion serve` in a subprocess, warms it with two requests of each kind, then times
---n sequential requests of each, alternating (wall time of the whole HTTP request: upload, decoding, face
-finding, the search at the default steps, blending, PNG encoding, download) and prints the median and the worst,
-and the median CPU time the server spent per request.
+--n sequential requests of each, alternating (wall time of the whole HTTP request: upload,
+decoding, face finding, the search at the default steps, blending, PNG encoding, download) and
+prints the median and the worst, and the median CPU time the server spent per request.
 
     python benchmarks/serve_latency.py --n 10 --threads 2 [--model celeba128]
 """
