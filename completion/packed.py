@@ -10,11 +10,12 @@ Two costs of a one-face search step that are not arithmetic (benchmarks/step_cos
   a quarter of what was left). It computes the gradient to z only: the search needs none for the
   weights.
 
-The kernels are the ones PyTorch itself calls (addmm, or oneDNN's matmul under bf16, where it
-matches addmm; oneDNN's transposed convolution, and the convolution as its adjoint), so values and
-gradients are those of models.search_generator. Autocast does not reach this network: it runs in
-the dtype it was cast to. Only the DCGAN shape is packed (latent projection, ReLU, transposed
-convolutions with ReLU between them, tanh); any other network is left as it is."""
+The kernels are the ones PyTorch itself calls (addmm for the latent projection; oneDNN's
+transposed convolution, and for its adjoint the convolution primitive that oneDNN itself runs as a
+transposed convolution's backward), so values and gradients are those of
+models.search_generator. Autocast does not reach this network: it runs in the dtype it was cast
+to. Only the DCGAN shape is packed (latent projection, ReLU, transposed convolutions with ReLU
+between them, tanh); any other network is left as it is."""
 
 from __future__ import annotations
 
@@ -95,37 +96,23 @@ class _ShapeCache:
 
 
 class _Latent(nn.Module):
-    """LatentProjection followed by its ReLU. fp32: addmm (MKL), as LatentProjection runs it;
-    bf16: oneDNN's matmul with packed weights and the ReLU fused, which gives addmm's bits there
-    and is faster (addmm reorders its bf16 weights at every call too)."""
+    """LatentProjection followed by its ReLU, by addmm as LatentProjection runs it. (oneDNN's
+    matmul with packed weights is 0.12 ms a step faster under bf16, but it is another primitive
+    than addmm's, whose sums need not match on every CPU.)"""
 
     def __init__(self, layer: LatentProjection) -> None:
         super().__init__()
         self.shape = layer.shape  # (K, K, C): columns in channels-last order
         self.weight = _frozen(layer.weight)  # (nz, K*K*C)
         self.bias = _frozen(layer.bias)
-        self._cache = _ShapeCache()
-
-    def _packs(self, n: int) -> Packs:
-        # oneDNN's linear takes (out, in): W^T forward, W for the adjoint.
-        def make() -> Packs:
-            w = self.weight
-            return _MKL._reorder_linear_weight(w.t().contiguous(), n), _MKL._reorder_linear_weight(w, n)
-
-        return self._cache.get((n, self.weight.dtype), make)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(N, K*K*C) activations after the ReLU."""
-        if z.dtype == torch.bfloat16:
-            return _MKL._linear_pointwise(z, self._packs(z.shape[0])[0], self.bias, "relu", [], "")
         return torch.addmm(self.bias, z, self.weight).relu_()
 
     def backward(self, h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Gradient to z, given the activations h and the gradient on them."""
-        grad = _ATEN.threshold_backward(grad, h, 0)
-        if grad.dtype == torch.bfloat16:
-            return _MKL._linear_pointwise(grad, self._packs(grad.shape[0])[1], None, "none", [], "")
-        return grad.mm(self.weight.t())
+        return _ATEN.threshold_backward(grad, h, 0).mm(self.weight.t())
 
     def image(self, h: torch.Tensor) -> torch.Tensor:
         return h.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
