@@ -389,7 +389,7 @@ def run_batch(
         raise ValueError("batch_size must be >= 1")
     if mask is not None:
         load_gray(Path(mask))  # one unreadable shared mask is the run's error, not every image's
-    mask_type = MaskType(mask_type) if isinstance(mask_type, str) else mask_type  # parsed once, not per image
+    mask_type = None if mask_type is None else MaskType.of(mask_type)  # parsed once, not per image
     out_dir = Path(out_dir)
     start = time.perf_counter()
     run = _Run(

@@ -50,7 +50,7 @@ def load_pair(
         if resized and mask_data is None and _first_time((str(mask_path), h, w)):
             log.info("%s: mask resized to the image's %dx%d", mask_path, w, h)
     elif mask_type is not None:
-        return image, mask_type if isinstance(mask_type, MaskType) else MaskType(mask_type)
+        return image, MaskType.of(mask_type)
     else:
         alpha = load_alpha(Path(image_path), data=image_data)
         if alpha is None:

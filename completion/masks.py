@@ -115,6 +115,11 @@ class MaskType:
     def __str__(self) -> str:
         return self.spec
 
+    @classmethod
+    def of(cls, value: object) -> MaskType:
+        """`value` itself if already a MaskType (parsed once), else its text parsed (ValueError)."""
+        return value if isinstance(value, MaskType) else cls(str(value))
+
 
 def _band(known: np.ndarray, fracs: tuple[float, float, float, float]) -> None:
     h, w = known.shape

@@ -224,7 +224,7 @@ class Search:
                 best_loss = torch.where(better, loss, best_loss)
                 best_z = torch.where(better[:, None], z.detach(), best_z)
             if callback is not None and every and it % every == 0:
-                callback(it, g.detach())
+                callback(it, g)  # detached by objective
             if it == last or (freeze and bool(frozen.all())):
                 break  # the last pass only scores the final z
             opt.zero_grad(set_to_none=True)

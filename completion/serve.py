@@ -301,10 +301,8 @@ def _to_bool(raw: object) -> bool:
 
 
 def _to_mask_type(raw: object) -> MaskType:
-    if isinstance(raw, MaskType):
-        return raw
     try:
-        return MaskType(str(raw))
+        return MaskType.of(raw)
     except ValueError as e:
         raise _fail(str(e)) from None
 
