@@ -20,6 +20,15 @@ SHARED_FACES = REPO / ".." / "shared" / "datasets" / "celeba_subset" / "img_alig
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_again() -> None:
+    """Each test starts on one thread: a CLI command run in-process sets torch's threads for the
+    whole process (the cores free when it starts), which would leak into the tests after it (a
+    training resumed in-process on two threads after one begun in a subprocess on one is not
+    bit-identical to a run on either)."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
     if not SHARED_FACES.is_dir():
