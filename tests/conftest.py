@@ -3,6 +3,7 @@ runs, and the real CelebA subset."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_again() -> None:
-    """Each test starts on one thread: a CLI command run in-process sets torch's threads for the
-    whole process (the cores free when it starts), which would leak into the tests after it (a
-    training resumed in-process on two threads after one begun in a subprocess on one is not
-    bit-identical to a run on either)."""
+def _one_thread_again() -> Iterator[None]:
+    """Each test starts and ends on one thread: a CLI command run in-process sets torch's threads
+    for the whole process (the cores free when it starts), which would leak into the tests after
+    it (a training resumed in-process on two threads after one begun in a subprocess on one is not
+    bit-identical to a run on either), and into module fixtures made before the next test's start
+    (test_train's straight run, after test_shipped_model's CLI runs)."""
+    torch.set_num_threads(1)
+    yield
     torch.set_num_threads(1)
 
 
