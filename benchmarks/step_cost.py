@@ -4,8 +4,10 @@ Variants, each timed in this process against "plain" (the eval-mode generator as
 folded (batch norm folded into the convolutions), channels_last, torch.compile of the folded
 generator, bf16 autocast, search (models.search_generator: folded, channels-last, the first layer
 as one matrix multiply; what completion runs in fp32), search_autocast (the same under bf16
-autocast), search_bf16 (its weights cast to bf16 once), and packed / packed_bf16 (search and
-search_bf16 with oneDNN's weights packed once, packed.py: what completion runs on the CPU).
+autocast), search_bf16 (its weights cast to bf16 once), packed (search with oneDNN's weights
+packed once, packed.py: what completion runs on the CPU in fp32), packed_bf16 (the same in bf16
+but for the latent projection, kept fp32 by models.in_precision: what completion runs under bf16)
+and packed_all_bf16 (every weight bf16, the latent projection too: the bf16 default before).
 For each batch size: milliseconds per step and per image-step, the
 speed ratio against the first variant, and the largest difference of G(z) from plain. Variants
 are timed in interleaved rounds (median), since this kind of CPU drifts by tens of percent.
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 
 from completion.bundle import default_model_path, load_model
-from completion.models import fold_batch_norm, search_generator
+from completion.models import fold_batch_norm, in_precision, search_generator
 from completion.packed import pack_generator
 
 
@@ -48,6 +50,8 @@ def make(variant: str, generator: torch.nn.Module) -> tuple[torch.nn.Module, boo
     if variant == "packed":
         return pack_generator(search_generator(generator)), False
     if variant == "packed_bf16":
+        return pack_generator(in_precision(search_generator(generator), torch.bfloat16)), False
+    if variant == "packed_all_bf16":
         return pack_generator(search_generator(generator).to(torch.bfloat16)), False
     raise SystemExit(f"unknown variant {variant}")
 
@@ -58,7 +62,7 @@ def stepper(g: torch.nn.Module, bf16: bool, batch: int, nz: int, size: int) -> C
     z = (torch.rand(batch, nz, generator=gen) * 2 - 1).requires_grad_(True)
     y = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     w = torch.rand(batch, 1, size, size, generator=gen)
-    dtype = next(g.parameters()).dtype  # bf16 for a generator cast once, else fp32
+    dtype = next(g.parameters()).dtype  # the first layer's: bf16 for a generator cast whole, else fp32
 
     def step() -> None:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -91,9 +95,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,64")
     ap.add_argument("--steps", type=int, default=50, help="steps per timing")
     ap.add_argument("--rounds", type=int, default=5, help="timings of each variant, interleaved")
-    variants = (
-        "plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16,packed,packed_bf16"
-    )
+    variants = "plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16,packed,packed_bf16,packed_all_bf16"
     ap.add_argument("--variants", default=variants)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()

@@ -121,10 +121,28 @@ class LatentProjection(nn.Module):
         self.weight = nn.Parameter(w.permute(0, 2, 3, 1).reshape(nz, kh * kw * c).contiguous())
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(c, dtype=w.dtype)
         self.bias = nn.Parameter(bias.repeat(kh * kw))
+        self.out_dtype: torch.dtype | None = None  # the result cast to this (in_precision)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.bias, z.reshape(z.shape[0], -1), self.weight)
+        out = torch.addmm(self.bias, z.reshape(z.shape[0], -1).to(self.weight.dtype), self.weight)
+        if self.out_dtype is not None:
+            out = out.to(self.out_dtype)
         return out.view(z.shape[0], *self.shape).permute(0, 3, 1, 2)
+
+
+def in_precision(net: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A copy of a search generator (plain or packed) with its weights in `dtype`, but for the
+    latent projection's, which stay fp32, its result cast to `dtype`. One face's projection is one
+    row times a 100 x K*K*C matrix, bound by memory: PyTorch's fp32 kernel for it takes a fraction
+    of oneDNN's bf16 one (0.36 of a 4.7 ms one-face bf16 step, benchmarks/step_cost.py), and its
+    sums are the more exact."""
+    out = copy.deepcopy(net).to(dtype)
+    for name, m in net.named_modules():
+        if isinstance(m, LatentProjection):
+            kept = copy.deepcopy(m).float()
+            kept.out_dtype = None if dtype == torch.float32 else dtype
+            out.set_submodule(name, kept)
+    return out
 
 
 def search_generator(G: nn.Module) -> nn.Module:

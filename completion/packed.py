@@ -60,10 +60,11 @@ def _kernels_agree() -> bool:
     grad = torch.randn(2, 4, 8, 8, generator=gen)
     try:
         up = _Up(conv, relu=True)
-        y = up(x.detach())
+        packs = up.pack(list(x.shape))
+        y = up.forward(x.detach(), packs)
         ref = torch.relu(conv(x))
         (ref * grad).sum().backward()  # a scalar: autograd's non-scalar path imports torch.fx (0.7 s)
-        dx = up.backward(x.shape, y, grad)
+        dx = up.backward(y, grad, packs)
     except (RuntimeError, NotImplementedError):
         return False
     return torch.allclose(y, ref, atol=1e-4) and torch.allclose(dx, x.grad, atol=1e-4)
@@ -95,32 +96,39 @@ class _ShapeCache:
             return packs
 
 
-class _Latent(nn.Module):
-    """LatentProjection followed by its ReLU, by addmm as LatentProjection runs it. (oneDNN's
-    matmul with packed weights is 0.12 ms a step faster under bf16, but it is another primitive
-    than addmm's, whose sums need not match on every CPU.)"""
+class _Latent(LatentProjection):
+    """LatentProjection followed by its ReLU, by addmm as LatentProjection runs it, in its weights'
+    dtype, the result cast to `out_dtype` (models.in_precision keeps this layer in fp32)."""
 
     def __init__(self, layer: LatentProjection) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         self.shape = layer.shape  # (K, K, C): columns in channels-last order
         self.weight = _frozen(layer.weight)  # (nz, K*K*C)
         self.bias = _frozen(layer.bias)
+        self.out_dtype = layer.out_dtype
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, K*K*C) activations after the ReLU."""
-        return torch.addmm(self.bias, z, self.weight).relu_()
+    def image_shape(self, n: int) -> list[int]:
+        k, k2, c = self.shape
+        return [n, c, k, k2]
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, K*K*C) activations after the ReLU, in the weights' dtype."""
+        return torch.addmm(self.bias, z.to(self.weight.dtype), self.weight).relu_()
+
+    def image(self, h: torch.Tensor) -> torch.Tensor:
+        """h as the next layer's input: NCHW shape, channels-last memory, in out_dtype."""
+        x = h if self.out_dtype is None else h.to(self.out_dtype)
+        return x.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)
 
     def backward(self, h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Gradient to z, given the activations h and the gradient on them."""
-        return _ATEN.threshold_backward(grad, h, 0).mm(self.weight.t())
-
-    def image(self, h: torch.Tensor) -> torch.Tensor:
-        return h.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+        return _ATEN.threshold_backward(grad.to(h.dtype), h, 0).mm(self.weight.t())
 
 
 class _Up(nn.Module):
     """A stride-2 ConvTranspose2d (batch norm folded in), with the ReLU after it fused in or not.
-    Forward: oneDNN's transposed convolution; its adjoint: the convolution with the same weights."""
+    Forward: oneDNN's transposed convolution; its adjoint: the convolution with the same weights.
+    Both take the layer's packed weights for the batch's shape (pack)."""
 
     def __init__(self, conv: nn.ConvTranspose2d, relu: bool) -> None:
         super().__init__()
@@ -130,46 +138,49 @@ class _Up(nn.Module):
         self.output_padding, self.dilation = list(conv.output_padding), list(conv.dilation)
         self.groups = conv.groups
         self.relu = relu
-        self._cache = _ShapeCache()
+        # The kernels' arguments after the input, weights and bias, fixed for the layer.
+        self._forward_args = (
+            self.padding,
+            self.output_padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+            "relu" if relu else "none",
+            [],
+            "",
+        )
+        self._adjoint_args = (self.padding, self.stride, self.dilation, self.groups, "none", [], "")
 
-    def _packs(self, shape: torch.Size) -> Packs:
-        def make() -> Packs:
-            w, g = self.weight, self.groups
-            forward = _MKL._reorder_convolution_transpose_weight(
-                w, self.padding, self.output_padding, self.stride, self.dilation, g, list(shape)
-            )
-            # The adjoint's input is this layer's output.
-            sides = zip(
-                shape[2:],
-                self.stride,
-                self.padding,
-                self.dilation,
-                w.shape[2:],
-                self.output_padding,
-                strict=True,
-            )
-            out = [shape[0], w.shape[1] * g] + [
-                (n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in sides
-            ]
-            return forward, _MKL._reorder_convolution_weight(
-                w, self.padding, self.stride, self.dilation, g, out
-            )
+    def output_shape(self, shape: list[int]) -> list[int]:
+        w, g = self.weight, self.groups
+        sides = zip(
+            shape[2:], self.stride, self.padding, self.dilation, w.shape[2:], self.output_padding, strict=True
+        )
+        return [shape[0], w.shape[1] * g] + [
+            (n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in sides
+        ]
 
-        return self._cache.get((*shape, self.weight.dtype), make)
+    def pack(self, shape: list[int]) -> Packs:
+        """The weights in oneDNN's layout for an input of `shape`: (forward, adjoint)."""
+        w, g = self.weight, self.groups
+        forward = _MKL._reorder_convolution_transpose_weight(
+            w, self.padding, self.output_padding, self.stride, self.dilation, g, shape
+        )
+        # The adjoint's input is this layer's output.
+        adjoint = _MKL._reorder_convolution_weight(
+            w, self.padding, self.stride, self.dilation, g, self.output_shape(shape)
+        )
+        return forward, adjoint
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attr = "relu" if self.relu else "none"
-        packs = self._packs(x.shape)
-        args = (self.padding, self.output_padding, self.stride, self.dilation, self.groups, attr, [], "")
-        return _MKL._convolution_transpose_pointwise(x, packs[0], self.bias, *args)
+    def forward(self, x: torch.Tensor, packs: Packs) -> torch.Tensor:
+        return _MKL._convolution_transpose_pointwise(x, packs[0], self.bias, *self._forward_args)
 
-    def backward(self, x_shape: torch.Size, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Gradient to the input (of shape x_shape), given the output y and the gradient on it."""
+    def backward(self, y: torch.Tensor, grad: torch.Tensor, packs: Packs) -> torch.Tensor:
+        """Gradient to the input, given the output y and the gradient on it."""
         if self.relu:
             grad = _ATEN.threshold_backward(grad, y, 0)
         grad = grad.contiguous(memory_format=_CL)
-        args = (self.padding, self.stride, self.dilation, self.groups, "none", [], "")
-        return _MKL._convolution_pointwise(grad, self._packs(x_shape)[1], None, *args)
+        return _MKL._convolution_pointwise(grad, packs[1], None, *self._adjoint_args)
 
 
 class PackedGenerator(nn.Module):
@@ -179,6 +190,19 @@ class PackedGenerator(nn.Module):
         super().__init__()
         self.latent = _Latent(latent)
         self.ups = nn.ModuleList(_Up(conv, relu) for conv, relu in ups)
+        self._cache = _ShapeCache()
+
+    def packs(self, n: int) -> list[Packs]:
+        """Every layer's packed weights for a batch of n (made on first use, then cached)."""
+
+        def make() -> list[Packs]:
+            shape, out = self.latent.image_shape(n), []
+            for up in self.ups:
+                out.append(up.pack(shape))
+                shape = up.output_shape(shape)
+            return out
+
+        return self._cache.get((n, self.ups[0].weight.dtype), make)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return _Chain.apply(z.reshape(z.shape[0], -1).contiguous(), self)
@@ -187,13 +211,14 @@ class PackedGenerator(nn.Module):
 class _Chain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: torch.Tensor, net: PackedGenerator) -> torch.Tensor:  # noqa: ANN001
-        h = net.latent(z)
+        packs = net.packs(z.shape[0])
+        h = net.latent.project(z)
         x, outs = net.latent.image(h), []
-        for up in net.ups:
-            x = up(x)
+        for up, p in zip(net.ups, packs, strict=True):
+            x = up.forward(x, p)
             outs.append(x)
         g = torch.tanh(x)
-        ctx.net = net
+        ctx.net, ctx.packs = net, packs
         ctx.save_for_backward(h, g, *outs)
         return g
 
@@ -202,9 +227,8 @@ class _Chain(torch.autograd.Function):
         net = ctx.net
         h, g, *outs = ctx.saved_tensors
         grad = _ATEN.tanh_backward(grad, g)
-        inputs = [net.latent.image(h), *outs[:-1]]
-        for up, x, y in zip(reversed(net.ups), reversed(inputs), reversed(outs), strict=True):
-            grad = up.backward(x.shape, y, grad)
+        for up, y, p in zip(reversed(net.ups), reversed(outs), reversed(ctx.packs), strict=True):
+            grad = up.backward(y, grad, p)
         grad = grad.permute(0, 2, 3, 1).reshape(h.shape)  # channels-last memory: a view
         return net.latent.backward(h, grad), None
 
@@ -232,4 +256,4 @@ def pack_generator(net: nn.Module) -> nn.Module:
             return net  # only ConvT+ReLU stages and a last ConvT before the tanh
         ups.append((m, relu))
     packed = PackedGenerator(layers[0], ups)
-    return packed.to(next(net.parameters()).dtype).requires_grad_(False)
+    return packed.requires_grad_(False)  # each layer in its own dtype (models.in_precision)

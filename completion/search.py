@@ -10,7 +10,6 @@ tensor batch: G and D are in eval mode, so every image's loss depends only on it
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from torch import nn
 
 from . import packed
 from .masks import hole_depth, yeh_weights
+from .models import in_precision
 from .options import CompletionOptions
 
 StepCallback = Callable[[int, torch.Tensor], None]
@@ -99,16 +99,17 @@ class Search:
     device: torch.device
     # The generator the steps run, in the search's precision: `generator` in fp32; under bf16 a
     # copy with its weights cast once (autocast would cast them again at every step, as it caches
-    # only weights that need a gradient), on the CPU with oneDNN's weights packed (packed.py; the
-    # Completer packs `generator` too). The arithmetic is the same, bit for bit. Made here when
-    # not given; the final G(z*) is always rendered by `generator`.
+    # only weights that need a gradient) but for the latent projection, kept in fp32
+    # (models.in_precision); on the CPU with oneDNN's weights packed (packed.py; the Completer
+    # packs `generator` too), the same arithmetic bit for bit. Made here when not given; the final
+    # G(z*) is always rendered by `generator`.
     step_generator: nn.Module | None = None
 
     def __post_init__(self) -> None:
         if self.step_generator is None:
             step = self.generator
             if self.options.precision == "bf16":
-                step = packed.prepare(copy.deepcopy(step).to(torch.bfloat16), self.device)
+                step = packed.prepare(in_precision(step, torch.bfloat16), self.device)
             self.step_generator = step
         self._step_dtype = next(self.step_generator.parameters()).dtype
 

@@ -11,7 +11,7 @@ import torch
 from completion import packed
 from completion.config import ModelConfig
 from completion.device import cpu_has_native_bf16
-from completion.models import Generator, search_generator
+from completion.models import Generator, in_precision, search_generator
 
 pytestmark = pytest.mark.skipif(not packed.available(torch.device("cpu")), reason="no oneDNN in this torch")
 
@@ -25,14 +25,24 @@ def _value_and_grad(g: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> tup
     return out.detach(), z.grad
 
 
+def _zy(size: int, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(2)
+    return torch.rand(n, 100, generator=gen) * 2 - 1, torch.randn(n, 3, size, size, generator=gen)
+
+
 @pytest.mark.parametrize("size", [32, 64, 128])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_packed_generator_is_the_same_function_and_gradient(size: int, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
     G = Generator(ModelConfig(image_size=size, ngf=8, ndf=8)).eval()
-    plain = search_generator(G).to(dtype)
+    plain = in_precision(search_generator(G), dtype)
     fast = packed.pack_generator(plain)
     assert isinstance(fast, packed.PackedGenerator)
+    # The search's way under bf16: the packed fp32 generator cast (its latent projection kept fp32).
+    assert torch.equal(
+        _value_and_grad(in_precision(packed.pack_generator(search_generator(G)), dtype), *_zy(size))[1],
+        _value_and_grad(fast, *_zy(size))[1],
+    )
     gen = torch.Generator().manual_seed(1)
     # More batch sizes than the cache keeps, and one again after it was evicted.
     for n in (1, 3, 2, 5, 4, 6, 1):
