@@ -66,8 +66,8 @@ def main() -> None:
     published = Completer(
         model,
         CompletionOptions(
-            iterations=args.published_iterations, lr=0.01, lam=0.1, perceptual="nonsat", weighting="yeh",
-            restarts=1, blend="none", init="random", precision="fp32",
+            iterations=args.published_iterations, lr=0.01, beta1=0.9, beta2=0.999, lam=0.1,
+            perceptual="nonsat", weighting="yeh", restarts=1, blend="none", init="random", precision="fp32",
         ),
     )  # fmt: skip
     ours = Completer(model)

@@ -95,7 +95,8 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,64")
     ap.add_argument("--steps", type=int, default=50, help="steps per timing")
     ap.add_argument("--rounds", type=int, default=5, help="timings of each variant, interleaved")
-    variants = "plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16,packed,packed_bf16,packed_all_bf16"
+    variants = "plain,folded,channels_last,compiled,bf16,search,search_autocast,search_bf16"
+    variants += ",packed,packed_bf16,packed_all_bf16"
     ap.add_argument("--variants", default=variants)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()

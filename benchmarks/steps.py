@@ -1,7 +1,8 @@
 """How many steps does the z search need? Iteration counts and early-stop tolerances compared.
 
-A variant is ITERATIONS/TOLERANCE[/LAMBDA[/LR]] (tolerance 0: no early stop; λ, the weight of the
-discriminator's perceptual term, and LR, Adam's learning rate on z, default to CompletionOptions').
+A variant is ITERATIONS/TOLERANCE[/LAMBDA[/LR[/BETA1[/BETA2]]]] (tolerance 0: no early stop; λ,
+the weight of the discriminator's perceptual term, LR, Adam's learning rate on z, and Adam's betas
+default to CompletionOptions').
 Each variant completes the same validation faces with every mask type in batches; quality (PSNR,
 hole PSNR, SSIM) and the mean number of Adam steps come from that run. The time of a single image
 is the median of --singles one-image calls (where an early stop saves time: a batch runs until its
@@ -25,7 +26,9 @@ from completion.masks import make_mask
 def main() -> None:
     ap = face_parser(__doc__, 64, MASK_TYPES)
     ap.add_argument(
-        "--variants", default="100/0,50/0,25/0,100/0.001,100/0.003", help="ITERATIONS/TOL[/LAM[/LR]],..."
+        "--variants",
+        default="100/0,50/0,25/0,100/0.001,100/0.003",
+        help="ITERATIONS/TOL[/LAM[/LR[/BETA1[/BETA2]]]],...",
     )
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--singles", type=int, default=8)
@@ -34,8 +37,9 @@ def main() -> None:
     faces = validation_faces(args, model)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
-    print("| mask | iterations | early stop | λ | lr | PSNR | PSNR hole | SSIM | mean steps | s (single) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mask | iterations | early stop | λ | lr | betas | PSNR | PSNR hole | SSIM | mean steps", end="")
+    print(" | s (single) |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
         knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
         inputs = blank_holes(faces, knowns)
@@ -45,7 +49,12 @@ def main() -> None:
             iterations, tol = int(parts[0]), float(parts[1])
             lam = float(parts[2]) if len(parts) > 2 else base.lam
             lr = float(parts[3]) if len(parts) > 3 else base.lr
-            c = Completer(model, replace(base, iterations=iterations, early_stop=tol, lam=lam, lr=lr))
+            beta1 = float(parts[4]) if len(parts) > 4 else base.beta1
+            beta2 = float(parts[5]) if len(parts) > 5 else base.beta2
+            opts = replace(
+                base, iterations=iterations, early_stop=tol, lam=lam, lr=lr, beta1=beta1, beta2=beta2
+            )
+            c = Completer(model, opts)
             done = []
             for s in range(0, len(items), args.batch_size):
                 done += c.complete_many(items[s : s + args.batch_size])
@@ -58,6 +67,7 @@ def main() -> None:
                 f"{tol:g}",
                 f"{lam:g}",
                 f"{lr:g}",
+                f"{beta1:g}, {beta2:g}",
                 f"{psnr:.2f}",
                 f"{psnr_hole:.2f}",
                 f"{ssim:.4f}",

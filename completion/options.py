@@ -121,12 +121,13 @@ class CompletionOptions:
 
     # Measured on validation faces (README, "Choices and measurements"): from the encoder's z,
     # 50 steps beat 100 on average over the 11 mask types (+0.3-0.9 dB on half-face masks, at
-    # most 0.15 dB worse elsewhere) at half the cost (re-measured for the shipped model); 40 steps
-    # at lr 0.015 are within 0.05 dB of 50 at lr 0.01 on every searched mask, on two sets of
-    # faces, at 4/5 of the cost ("How many steps, and how fast"); the perceptual term changes no
-    # PSNR/SSIM at lam <= 0.1 and costs 1-3 dB at lam = 10 (less with "nonsat"), while D doubles
-    # the cost.
-    iterations: int = option(40, "Adam steps on z.", low=0)
+    # most 0.15 dB worse elsewhere) at half the cost (re-measured for the shipped model). 25 steps
+    # at lr 0.025 with Adam's betas (0.7, 0.99) (below) are at or above 50 steps at lr 0.01 with
+    # (0.9, 0.999) on every searched mask of three sets of validation faces but for 0.01 dB on one
+    # (hole PSNR; SSIM at or above everywhere), at half the cost ("Adam's momentum"). The
+    # perceptual term changes no PSNR/SSIM at lam <= 0.1 and costs 1-3 dB at lam = 10 (less with
+    # "nonsat"), while D doubles the cost.
+    iterations: int = option(25, "Adam steps on z.", low=0)
     # Measured on validation faces (README, "Steps by hole depth"): from the encoder's z, holes
     # as deep as half a face lose 0.2-1.0 dB hole PSNR with every step, while all shallower holes
     # gain from them; the encoder alone fills a deep hole better than the search.
@@ -138,9 +139,11 @@ class CompletionOptions:
         low=0,
         high=1,
     )
-    lr: float = option(0.015, "Adam's learning rate on z.", low=0, low_open=True)
-    beta1: float = 0.9
-    beta2: float = 0.999
+    lr: float = option(0.025, "Adam's learning rate on z.", low=0, low_open=True)
+    # Less momentum than Adam's usual (0.9, 0.999): in a search of a few dozen steps from a good
+    # start, a first moment averaged over ~10 steps lags and overshoots (README, "Adam's momentum").
+    beta1: float = 0.7
+    beta2: float = 0.99
     lam: float = option(0.0, "Weight of the perceptual (discriminator) loss.", low=0)
     perceptual: str = option(
         "nonsat",

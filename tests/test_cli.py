@@ -157,5 +157,5 @@ def test_completion_options_come_from_the_dataclass() -> None:
                     p.type.convert("nan" if isinstance(f.default, float) else "x", p, None)
     assert "--beta1" not in run("complete", "--help").output  # fields without CLI metadata stay out
     out = " ".join(run("batch", "--help").output.split())  # as one line: help wraps anywhere
-    assert "Adam's learning rate on z." in out and "[default: 0.015; x>0]" in out
+    assert "Adam's learning rate on z." in out and "[default: 0.025; x>0]" in out
     assert "--samples" not in out

@@ -32,8 +32,14 @@ def test_cli_reproduces_sample_outputs(mask: str, tmp_path: Path) -> None:
     hole = np.asarray(Image.open(mask_file).convert("L")) > 127
     assert hole.any() and (~hole).any()
     assert np.array_equal(got[~hole], inp[~hole])  # known pixels bit for bit
-    # The hole: equal up to float summation order on another CPU (a level or two at most).
+    # The hole: the same file on the machine that made it (a test there: `cmp`); on another CPU
+    # its kernels sum in another order, or in fp32 where it has no bf16 units, and the search
+    # amplifies that: measured on these faces, fp32 against bf16 differ by 0.16-0.76 grey levels
+    # on average over the hole (at most 4), a batch of four against one face alone in bf16 by up to
+    # 2.1 on one face's hole (at most 7) (README, "Adam's momentum"). Completions gone wrong are
+    # further off on eyes: no blending 2.0 on average (at most 13), the mask's convention
+    # inverted 10.2, a random start instead of the encoder's 18.6.
     diff = np.abs(got[hole] - want[hole])
-    assert diff.mean() < 0.5 and diff.max() <= 6, (diff.mean(), diff.max())
+    assert diff.mean() < 1.5 and diff.max() <= 12, (diff.mean(), diff.max())
     # ...and actually filled: not the input's pixels there.
     assert np.abs(got[hole] - inp[hole]).mean() > 1
