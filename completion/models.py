@@ -124,18 +124,24 @@ class LatentProjection(nn.Module):
         self.out_dtype: torch.dtype | None = None  # the result cast to this (in_precision)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.bias, z.reshape(z.shape[0], -1).to(self.weight.dtype), self.weight)
-        if self.out_dtype is not None:
-            out = out.to(self.out_dtype)
-        return out.view(z.shape[0], *self.shape).permute(0, 3, 1, 2)
+        return self.image(self.project(z.reshape(z.shape[0], -1)))
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, K*K*C): z (N, nz) times the weights, in the weights' dtype."""
+        return torch.addmm(self.bias, z.to(self.weight.dtype), self.weight)
+
+    def image(self, h: torch.Tensor) -> torch.Tensor:
+        """A projection as the next layer's input: NCHW shape, channels-last memory, out_dtype."""
+        x = h if self.out_dtype is None else h.to(self.out_dtype)
+        return x.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)
 
 
 def in_precision(net: nn.Module, dtype: torch.dtype) -> nn.Module:
     """A copy of a search generator (plain or packed) with its weights in `dtype`, but for the
     latent projection's, which stay fp32, its result cast to `dtype`. One face's projection is one
-    row times a 100 x K*K*C matrix, bound by memory: PyTorch's fp32 kernel for it takes a fraction
-    of oneDNN's bf16 one (0.36 of a 4.7 ms one-face bf16 step, benchmarks/step_cost.py), and its
-    sums are the more exact."""
+    row times a 100 x K*K*C matrix, bound by memory: PyTorch's fp32 kernel for it takes under half
+    the time of oneDNN's bf16 one (a one-face bf16 step 2.69 -> 2.30 ms, benchmarks/step_cost.py
+    packed_all_bf16 against packed_bf16), and its sums are the more exact."""
     out = copy.deepcopy(net).to(dtype)
     for name, m in net.named_modules():
         if isinstance(m, LatentProjection):

@@ -75,16 +75,16 @@ def _frozen(t: torch.Tensor) -> nn.Parameter:
 
 
 class _ShapeCache:
-    """Packed weights by input shape and dtype, the most recent few (a small LRU)."""
+    """Every layer's packed weights by batch size and dtype, the most recent few (a small LRU)."""
 
     def __init__(self) -> None:
-        self._packs: OrderedDict[tuple, Packs] = OrderedDict()
+        self._packs: OrderedDict[tuple, list[Packs]] = OrderedDict()
         self._lock = threading.Lock()  # a Completer may be shared by threads
 
     def __deepcopy__(self, memo: dict) -> _ShapeCache:
         return _ShapeCache()  # packs are remade on use (and oneDNN tensors do not deep-copy)
 
-    def get(self, key: tuple, make: Callable[[], Packs]) -> Packs:
+    def get(self, key: tuple, make: Callable[[], list[Packs]]) -> list[Packs]:
         with self._lock:
             packs = self._packs.get(key)
             if packs is None:
@@ -97,8 +97,7 @@ class _ShapeCache:
 
 
 class _Latent(LatentProjection):
-    """LatentProjection followed by its ReLU, by addmm as LatentProjection runs it, in its weights'
-    dtype, the result cast to `out_dtype` (models.in_precision keeps this layer in fp32)."""
+    """LatentProjection with its ReLU fused into the projection, and the projection's adjoint."""
 
     def __init__(self, layer: LatentProjection) -> None:
         nn.Module.__init__(self)
@@ -113,12 +112,7 @@ class _Latent(LatentProjection):
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """(N, K*K*C) activations after the ReLU, in the weights' dtype."""
-        return torch.addmm(self.bias, z.to(self.weight.dtype), self.weight).relu_()
-
-    def image(self, h: torch.Tensor) -> torch.Tensor:
-        """h as the next layer's input: NCHW shape, channels-last memory, in out_dtype."""
-        x = h if self.out_dtype is None else h.to(self.out_dtype)
-        return x.view(h.shape[0], *self.shape).permute(0, 3, 1, 2)
+        return super().project(z).relu_()
 
     def backward(self, h: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Gradient to z, given the activations h and the gradient on them."""
@@ -255,5 +249,4 @@ def pack_generator(net: nn.Module) -> nn.Module:
         if not isinstance(m, nn.ConvTranspose2d) or relu == (i + 1 == len(rest)):
             return net  # only ConvT+ReLU stages and a last ConvT before the tanh
         ups.append((m, relu))
-    packed = PackedGenerator(layers[0], ups)
-    return packed.requires_grad_(False)  # each layer in its own dtype (models.in_precision)
+    return PackedGenerator(layers[0], ups)  # frozen, each layer in its own dtype (models.in_precision)
