@@ -11,7 +11,7 @@ A variant is ITERATIONS/LR/BETA1/BETA2.
 from __future__ import annotations
 
 import numpy as np
-from common import face_parser, start, validation_faces
+from common import complete_in_batches, face_parser, start, validation_faces
 
 from completion.complete import Completer
 from completion.evaluate import blank_holes
@@ -41,9 +41,7 @@ def main() -> None:
         for mt in args.mask_types.split(","):
             knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
             items = list(zip(blank_holes(faces, knowns), knowns, strict=True))
-            batched = []
-            for s in range(0, len(items), args.batch_size):
-                batched += c.complete_many(items[s : s + args.batch_size])
+            batched = complete_in_batches(c, items, args.batch_size)
             diffs, rel = [], []
             for (image, known), b in zip(items, batched, strict=True):
                 alone = c.complete(image, known)

@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from common import face_parser, validation_faces
+from common import complete_in_batches, face_parser, validation_faces
 from common import start as start_benchmark
 
 from completion.complete import Completer, CompletionOptions
@@ -53,9 +53,7 @@ def main() -> None:
                 opts = replace(CompletionOptions(), samples=k, spread=float(spread))
             c = Completer(model, opts)
             t0 = time.perf_counter()
-            done = []
-            for s in range(0, len(items), args.batch_size):
-                done += c.complete_many(items[s : s + args.batch_size])
+            done = complete_in_batches(c, items, args.batch_size)
             seconds = (time.perf_counter() - t0) / len(items)
             div, lo, hi, zero, oracle = [], [], [], [], []
             for face, known, res in zip(faces, knowns, done, strict=True):

@@ -56,6 +56,14 @@ def validation_faces(args: argparse.Namespace, model: Model) -> list[np.ndarray]
     return load_faces(validation_files(args), model.config.image_size, model.config.crop)
 
 
+def complete_in_batches(completer, items, batch_size: int, **kw) -> list:  # noqa: ANN001, ANN003
+    """`completer.complete_many` over (image, known) items, batch_size at a time; results in order."""
+    done = []
+    for s in range(0, len(items), batch_size):
+        done += completer.complete_many(items[s : s + batch_size], **kw)
+    return done
+
+
 def median_single_seconds(completer, items) -> float:  # noqa: ANN001
     """Median wall time of one-image `complete()` calls: a single call is at the mercy of the CPU."""
     times = []

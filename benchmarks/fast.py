@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import MASK_TYPES, SHARED, median_single_seconds
+from common import MASK_TYPES, SHARED, complete_in_batches, median_single_seconds
 
 from completion.bundle import default_model_path, load_model
 from completion.complete import Completer, CompletionOptions
@@ -30,18 +30,11 @@ from completion.masks import make_mask
 
 
 def run(completer: Completer, faces: list[np.ndarray], knowns: list[np.ndarray], batch: int, singles: int):  # noqa: ANN201
-    inputs = blank_holes(faces, knowns)
-    outs = []
+    items = list(zip(blank_holes(faces, knowns), knowns, strict=True))
     t0 = time.perf_counter()
-    for s in range(0, len(faces), batch):
-        outs += [
-            c.image
-            for c in completer.complete_many(
-                list(zip(inputs[s : s + batch], knowns[s : s + batch], strict=True))
-            )
-        ]
+    outs = [c.image for c in complete_in_batches(completer, items, batch)]
     per_image = (time.perf_counter() - t0) / len(faces)
-    single = median_single_seconds(completer, list(zip(inputs, knowns, strict=True))[:singles])
+    single = median_single_seconds(completer, items[:singles])
     return (*score(faces, outs, knowns), per_image, single)
 
 

@@ -18,7 +18,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from common import SHARED, face_judge, face_parser, start, validation_files
+from common import SHARED, complete_in_batches, face_judge, face_parser, start, validation_files
 
 from completion.complete import Completer
 from completion.evaluate import blank_holes, load_images
@@ -43,12 +43,11 @@ def main() -> None:
         inputs = blank_holes(faces, knowns)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            for s in range(0, len(faces), args.batch_size):
-                chunk = list(
-                    zip(inputs[s : s + args.batch_size], knowns[s : s + args.batch_size], strict=True)
-                )
-                for f, done in zip(files[s:], completer.complete_many(chunk, aligned=True), strict=False):
-                    save_image(out / f"{f.stem}.png", done.image)
+            items = list(zip(inputs, knowns, strict=True))
+            for f, done in zip(
+                files, complete_in_batches(completer, items, args.batch_size, aligned=True), strict=True
+            ):
+                save_image(out / f"{f.stem}.png", done.image)
             result = face_judge("judge", str(SHARED), str(out))
         found = re.search(r"n=(\d+) face_prob=([\d.]+) landmark_err_pct=([\d.]+)", result)
         print(f"| {mask_type} | {found.group(1)} | {found.group(2)} | {found.group(3)} |", flush=True)

@@ -16,7 +16,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from common import MASK_TYPES, face_parser, median_single_seconds, start, validation_faces
+from common import (
+    MASK_TYPES,
+    complete_in_batches,
+    face_parser,
+    median_single_seconds,
+    start,
+    validation_faces,
+)
 
 from completion.complete import Completer, CompletionOptions
 from completion.evaluate import blank_holes, score
@@ -37,8 +44,8 @@ def main() -> None:
     faces = validation_faces(args, model)
     base = replace(CompletionOptions(), patience=args.patience)
     print(f"{len(faces)} validation faces from #{args.offset + 1}; {base}")
-    print("| mask | iterations | early stop | λ | lr | betas | PSNR | PSNR hole | SSIM | mean steps", end="")
-    print(" | s (single) |")
+    head = ["mask", "iterations", "early stop", "λ", "lr", "betas", "PSNR", "PSNR hole", "SSIM", "mean steps"]
+    print("| " + " | ".join(head) + " | s (single) |")
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for mt in args.mask_types.split(","):
         knowns = [make_mask(mt, size, size, seed=i) for i in range(len(faces))]
@@ -55,9 +62,7 @@ def main() -> None:
                 base, iterations=iterations, early_stop=tol, lam=lam, lr=lr, beta1=beta1, beta2=beta2
             )
             c = Completer(model, opts)
-            done = []
-            for s in range(0, len(items), args.batch_size):
-                done += c.complete_many(items[s : s + args.batch_size])
+            done = complete_in_batches(c, items, args.batch_size)
             single = median_single_seconds(c, items[: args.singles])
             psnr, psnr_hole, ssim = score(faces, [d.image for d in done], knowns)
             steps = np.mean([d.steps for d in done])
