@@ -34,9 +34,10 @@ def test_cli_reproduces_sample_outputs(mask: str, tmp_path: Path) -> None:
     assert np.array_equal(got[~hole], inp[~hole])  # known pixels bit for bit
     # The hole: the same file on the machine that made it (a test there: `cmp`); on another CPU
     # its kernels sum in another order, or in fp32 where it has no bf16 units, and the search
-    # amplifies that: measured on these faces, fp32 against bf16 differ by 0.16-0.76 grey levels
-    # on average over the hole (at most 4), a batch of four against one face alone in bf16 by up to
-    # 2.1 on one face's hole (at most 7) (README, "Adam's momentum"). Completions gone wrong are
+    # amplifies that: on face_01, fp32 against bf16 differ by 0.16-0.76 grey levels on average over
+    # the hole (at most 4), and its eyes in the batch of four against alone (bf16) by at most 7; a
+    # validation face alone against in its batch, by up to 2.1 on average over its hole
+    # (benchmarks/batch_drift.py; README, "Adam's momentum"). Completions gone wrong are
     # further off on eyes: no blending 2.0 on average (at most 13), the mask's convention
     # inverted 10.2, a random start instead of the encoder's 18.6.
     diff = np.abs(got[hole] - want[hole])
